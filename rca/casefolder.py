@@ -1,0 +1,66 @@
+"""Ranking case folders (RCAEval layout): ``rca rank`` and the ranker used by ``rca bench rca``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from connectors.files import Case, read_case
+from rca.engine import AnalysisRequest
+from rca.errors import BadInput
+from rca.settings import Settings
+from rca.types import Incident, Window, entity_name
+from rca.wiring import build_engine
+
+__all__ = ["bench_rankers", "rank_case", "rank_loaded_case"]
+
+
+def _windows(case: Case, detect_time: bool) -> tuple[Window, Window]:
+    w = case.snapshot.window
+    t = case.inject_time
+    if detect_time or t is None:
+        if not detect_time:
+            raise BadInput(f"{case.path} has no inject_time.txt", field="CASE_DIR",
+                           fix="add inject_time.txt or pass --detect-time")
+        from rca.onset import detect_onset
+
+        t = detect_onset(case.snapshot.metrics)
+    if not (w.start < t <= w.end):
+        raise BadInput(f"inject time {t} is outside the data ({w.start}..{w.end})", field="inject_time",
+                       fix="check inject_time.txt against the time column of metrics.csv")
+    return Window(w.start, t - w.step, w.step), Window(t, w.end, w.step)
+
+
+def rank_loaded_case(case: Case, detect_time: bool = False) -> Incident:
+    base, inc = _windows(case, detect_time)
+    engine = build_engine(Settings(max_hypotheses=10))
+    return engine.analyze(AnalysisRequest(window=inc, baseline=base, signal="latency", statistic="p99"),
+                          snapshot=case.snapshot)
+
+
+def rank_case(path: str | Path, detect_time: bool = False) -> dict[str, Any]:
+    case = read_case(path)
+    inc = rank_loaded_case(case, detect_time)
+    ranks = []
+    for h in inc.hypotheses:
+        metric = next((e.ref.get("series") for e in h.evidence if e.kind == "metric"), None)
+        ranks.append({"service": entity_name(h.root), "score": h.score, "metric": metric,
+                      "category": h.category, "confidence": h.confidence,
+                      "evidence": [e.summary for e in h.evidence]})
+    return {"case": str(path), "ranks": ranks, "label": case.label or None}
+
+
+def bench_rankers() -> dict[str, Callable[[Case], list[str]]]:
+    """Ours beside the reference baselines, all as ``case -> ranked service names``."""
+    from rca.bench.baselines import baro_rank, nsigma_rank, random_rank
+
+    def ours(case: Case) -> list[str]:
+        return [entity_name(h.root) for h in rank_loaded_case(case).hypotheses]
+
+    return {
+        "rca": ours,
+        "baro": lambda c: [s for s, _, _ in baro_rank(c)],
+        "nsigma": lambda c: [s for s, _, _ in nsigma_rank(c)],
+        "random": lambda c: [s for s, _, _ in random_rank(c, 0)],
+    }

@@ -1,0 +1,159 @@
+"""The ``rca`` command line (typer + rich). Thin: parse, call the engine, render.
+
+Heavy modules are imported inside commands so ``rca --help`` starts fast. Every command has
+``--json`` for machine output. Bad input exits 2 with a message naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rca.errors import BadInput, RcaError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="rca — anomaly and root-cause engine for fleets that serve AI.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: rank accuracy on case folders.")
+app.add_typer(bench_app, name="bench")
+out = Console()
+err = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _store(db: str | None):
+    from rca.settings import Settings
+    from rca.wiring import build_store
+
+    s = Settings()
+    if db:
+        s = s.model_copy(update={"database_url": db})
+    return build_store(s)
+
+
+@app.command()
+def scenarios(json_: JsonOpt = False) -> None:
+    """List the simulator's scenarios."""
+    from rca.sim import list_scenarios, load_scenario
+
+    rows = [{"name": n, "description": load_scenario(n).description} for n in list_scenarios()]
+    if json_:
+        _print_json(rows)
+        return
+    for r in rows:
+        out.print(f"[bold]{r['name']}[/bold]  {r['description']}")
+
+
+@app.command()
+def demo(
+    scenario: Annotated[str, typer.Option(help="scenario name (see `rca scenarios`)")] = "kv_cache_exhaustion",
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 0,
+    db: Annotated[str | None, typer.Option(help="store URL (default: RCA_DATABASE_URL or a local SQLite file)")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Simulate an AI-serving incident, ask "why was p99 slow at HH:MM?", show the answer."""
+    from rca.demo import run_demo
+
+    result = run_demo(scenario, seed, store=_store(db))
+    if json_:
+        _print_json(result)
+        return
+    from rca.render import render_answer
+
+    render_answer(out, result)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="scenario name (see `rca scenarios`)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="directory to write into")],
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Write a scenario's telemetry: OpenMetrics, OTLP/JSON, JSON lines and a case folder."""
+    from rca.emit.bundle import write_bundle
+    from rca.sim import simulate as sim
+
+    result = sim(scenario, seed)
+    paths = write_bundle(result, out_dir)
+    payload = {"scenario": scenario, "seed": seed, "out": str(out_dir),
+               "files": {k: str(v) for k, v in paths.items()},
+               "truth": {"root": result.truth.root, "category": result.truth.category}}
+    if json_:
+        _print_json(payload)
+        return
+    out.print(f"[green]wrote[/green] {scenario} (seed {seed}) to {out_dir}")
+    for k, v in payload["files"].items():
+        out.print(f"  {k:>8}  {v}")
+
+
+@app.command()
+def rank(
+    case_dir: Annotated[Path, typer.Argument(help="a case folder (metrics.csv, inject_time.txt …)")],
+    detect_time: Annotated[bool, typer.Option("--detect-time", help="find the anomaly onset instead of reading inject_time.txt")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Rank root causes of one case folder."""
+    from rca.casefolder import rank_case
+
+    result = rank_case(case_dir, detect_time=detect_time)
+    if json_:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"root causes — {case_dir}")
+    for col in ("#", "service", "score", "category", "top metric"):
+        t.add_column(col)
+    for i, r in enumerate(result["ranks"], 1):
+        t.add_row(str(i), r["service"], f"{r['score']:.2f}", r["category"], r["metric"] or "")
+    out.print(t)
+    if result.get("label"):
+        out.print(f"label: {result['label']}")
+
+
+@bench_app.command("rca")
+def bench_rca(
+    dirs: Annotated[list[Path], typer.Argument(help="folders of case folders")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON result here")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """AC@1 / AC@3 / Avg@5 of our ranker beside BARO, N-Sigma and random, per folder."""
+    from rca.bench.rca_bench import render_table, run_rca_bench
+    from rca.casefolder import bench_rankers
+
+    for d in dirs:
+        if not d.exists():
+            raise BadInput(f"{d} does not exist", field="DIR", fix="pass folders that hold case folders")
+    res = run_rca_bench(dirs, bench_rankers(), progress=not json_)
+    payload = res.to_json()
+    if out_file:
+        out_file.write_text(json.dumps(payload, indent=2))
+    if json_:
+        _print_json(payload)
+    else:
+        out.print(render_table(res))
+
+
+def main() -> None:
+    try:
+        app()
+    except BadInput as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+    except RcaError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""``rca demo``: simulate a scenario, ask the question, answer it, compare with the truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.memory import StaticConnector
+from rca.answer import answer_json
+from rca.ask import parse_question
+from rca.engine import AnalysisRequest
+from rca.protocols import Store
+from rca.serialize import rfc3339
+from rca.settings import Settings
+from rca.wiring import build_engine
+
+__all__ = ["run_demo"]
+
+
+def run_demo(scenario: str, seed: int = 0, store: Store | None = None,
+             settings: Settings | None = None) -> dict[str, Any]:
+    """The answer object plus ``scenario``, ``seed`` and ``truth`` ({root, category, onset})."""
+    from rca.sim import simulate
+
+    result = simulate(scenario, seed)
+    snap = result.snapshot
+    engine = build_engine(settings or Settings(), [StaticConnector(snap, name="simulator")], store=store)
+    q = parse_question(result.question, now=snap.window.end)
+    req = AnalysisRequest(at=q.at, question=q.text, signal=q.signal, statistic=q.statistic, scope=q.scope)
+    incident = engine.analyze(req, snapshot=StaticConnector(snap).fetch(snap.window))
+    ans = answer_json(incident, {"tz": q.tz})
+    t = result.truth
+    ans["scenario"] = result.scenario.name
+    ans["seed"] = seed
+    ans["truth"] = {"root": t.root, "category": t.category,
+                    "onset": rfc3339(t.onset) if t.onset is not None else None}
+    return ans

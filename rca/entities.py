@@ -1,0 +1,64 @@
+"""Which entity a series, a span or a log line belongs to.
+
+Rules, first match wins (labels as Prometheus stores them; see the telemetry reference):
+
+1. ``DCGM_*`` series -> ``gpu:<Hostname|hostname>/<gpu>`` (``gpu:<UUID>`` without a host).
+2. a ``pod`` label (vLLM, container, application series) -> ``pod:<pod>``.
+3. ``node_*`` / ``kube_node_*`` series -> ``node:<node|instance>``.
+4. ``service`` / ``job`` / ``app`` label -> the alias from the inventory when one is declared
+   (``db:vector-db`` for ``service="vector-db"``), else ``service:<name>``.
+5. otherwise the metric name's first ``_``-free token as a service (case-folder columns
+   are ``<service>_<metric>``).
+
+Pods are grouped into their service, database, tool or model through ``member_of`` relations
+in the inventory; rankers roll a fault shared by a group's members up to the group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rca.types import EntityId, Inventory, SeriesKey, Span
+
+__all__ = ["aliases_from_inventory", "entity_of_series", "entity_of_span"]
+
+
+def aliases_from_inventory(inv: Inventory) -> dict[str, EntityId]:
+    """``{"vector-db": "db:vector-db", ...}`` from entities that declare a ``service`` attr."""
+    out: dict[str, EntityId] = {}
+    for eid, attrs in inv.entities.items():
+        svc = attrs.get("service")
+        if svc:
+            out[svc] = eid
+    return out
+
+
+def entity_of_series(key: SeriesKey, aliases: Mapping[str, EntityId] | None = None) -> EntityId:
+    labels = key.as_dict()
+    aliases = aliases or {}
+    if key.name.startswith("DCGM_"):
+        host = labels.get("Hostname") or labels.get("hostname")
+        gpu = labels.get("gpu")
+        if host and gpu is not None:
+            return f"gpu:{host}/{gpu}"
+        return f"gpu:{labels.get('UUID') or labels.get('uuid') or gpu or 'unknown'}"
+    if labels.get("pod"):
+        return f"pod:{labels['pod']}"
+    if key.name.startswith(("node_", "kube_node_")):
+        node = labels.get("node") or labels.get("instance", "unknown").split(":")[0]
+        return f"node:{node}"
+    for lab in ("service", "job", "app"):
+        if labels.get(lab):
+            name = labels[lab]
+            return aliases.get(name, f"service:{name}")
+    head = key.name.split("_", 1)[0] if "_" in key.name else key.name
+    return aliases.get(head, f"service:{head}")
+
+
+def entity_of_span(span: Span, aliases: Mapping[str, EntityId] | None = None) -> EntityId:
+    """A span belongs to its pod when the resource names one, else to its service."""
+    pod = span.resource.get("k8s.pod.name") if span.resource else None
+    if pod:
+        return f"pod:{pod}"
+    aliases = aliases or {}
+    return aliases.get(span.service, f"service:{span.service}")

@@ -1,0 +1,95 @@
+"""Root-cause categories, decided from a hypothesis' evidence by an ordered rule table.
+
+Each rule is data: the category, what it needs (anomalous signal families, an entity kind, a
+nearby change event, a minimum observed value) and the human sentence used in summaries. The
+first rule whose needs are met wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rca.types import entity_kind
+
+__all__ = ["CATEGORY_RULES", "CategoryRule", "Facts", "categorize", "describe"]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the ranker found about one candidate root."""
+
+    entity: str
+    families: Mapping[str, float]  # anomalous family -> best score
+    roles: Mapping[str, float]
+    observed_max: Mapping[str, float] = field(default_factory=dict)  # family -> max observed value
+    change_near_onset: bool = False
+    explains_shared_resource: bool = False
+
+
+@dataclass(frozen=True)
+class CategoryRule:
+    category: str
+    any_family: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    needs_change: bool = False
+    needs_shared_resource: bool = False
+    min_observed: tuple[str, float] | None = None
+    sentence: str = ""
+
+    def matches(self, f: Facts) -> bool:
+        if self.kinds and entity_kind(f.entity) not in self.kinds:
+            return False
+        if self.needs_change and not f.change_near_onset:
+            return False
+        if self.needs_shared_resource and not f.explains_shared_resource:
+            return False
+        if self.any_family and not any(fam in f.families for fam in self.any_family):
+            return False
+        if self.min_observed:
+            fam, v = self.min_observed
+            if f.observed_max.get(fam, float("-inf")) < v and "kv_preempt" not in f.families:
+                return False
+        return True
+
+
+CATEGORY_RULES: tuple[CategoryRule, ...] = (
+    CategoryRule("gpu_hw_fault", any_family=("gpu_xid",),
+                 sentence="a GPU hardware fault (XID) took the GPU out"),
+    CategoryRule("gpu_hw_fault", any_family=("vanished",), kinds=("gpu", "node"),
+                 sentence="the GPU stopped reporting (fell off the bus or its exporter died)"),
+    CategoryRule("gpu_thermal_throttle", any_family=("gpu_thermal",),
+                 sentence="the GPU is thermally/power throttled, its clocks dropped"),
+    CategoryRule("bad_deploy", any_family=("errors", "latency", "status_mix", "vanished"), needs_change=True,
+                 sentence="a deploy/config change just before the onset broke requests"),
+    CategoryRule("kv_cache_exhaustion", any_family=("kv_cache", "kv_preempt"), min_observed=("kv_cache", 0.9),
+                 sentence="the KV cache is full: requests are preempted and queue up"),
+    CategoryRule("token_loop", any_family=("token_loop",),
+                 sentence="outputs loop until max_tokens (token black hole)"),
+    CategoryRule("noisy_neighbor", needs_shared_resource=True,
+                 sentence="its own load saturates a resource it shares with the symptom's path"),
+    CategoryRule("tool_or_mcp_failure", kinds=("tool",),
+                 sentence="a tool/MCP server is failing or timing out"),
+    CategoryRule("input_drift", any_family=("input",),
+                 sentence="the input distribution shifted (longer prompts), no component is faulty"),
+    CategoryRule("resource_cpu", any_family=("cpu",), sentence="CPU saturation"),
+    CategoryRule("resource_memory", any_family=("memory", "gpu_memory"), sentence="memory pressure"),
+    CategoryRule("disk", any_family=("disk",), sentence="disk pressure"),
+    CategoryRule("traffic_surge", any_family=("traffic", "work"), sentence="a surge of requests"),
+    CategoryRule("code_error", any_family=("errors", "status_mix"), sentence="requests fail with errors"),
+    CategoryRule("network_delay", any_family=("latency", "network"), sentence="calls got slower"),
+)
+
+
+def categorize(facts: Facts) -> str:
+    for rule in CATEGORY_RULES:
+        if rule.matches(facts):
+            return rule.category
+    return "unknown"
+
+
+def describe(category: str) -> str:
+    for rule in CATEGORY_RULES:
+        if rule.category == category:
+            return rule.sentence
+    return "the cause is unclear"

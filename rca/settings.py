@@ -1,0 +1,27 @@
+"""Settings from the environment (``RCA_*``) with pydantic-settings; one object, passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the engine. Environment variables: ``RCA_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="RCA_", extra="ignore")
+
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite under XDG data home")
+    ranker: str = Field(default="graph", description="ranker registry name")
+    incident_before_s: int = Field(default=900, ge=60, description="incident window before the asked time")
+    incident_after_s: int = Field(default=300, ge=0, description="incident window after the asked time")
+    baseline_s: int = Field(default=3600, ge=300, description="baseline window length before the incident")
+    max_hypotheses: int = Field(default=5, ge=1, le=50)
+    timezone: str = Field(default="UTC", description="time zone for bare times in questions")
+
+    def resolved_database_url(self) -> str:
+        from rca.store import default_database_url
+
+        return self.database_url or default_database_url()
