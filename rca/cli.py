@@ -135,7 +135,7 @@ def bench_rca(
         if not d.exists():
             raise BadInput(f"{d} does not exist", field="DIR", fix="pass folders that hold case folders")
     res = run_rca_bench(dirs, bench_rankers(), progress=not json_)
-    payload = res.to_json()
+    payload = res.to_dict()
     if out_file:
         out_file.write_text(json.dumps(payload, indent=2))
     if json_:

@@ -1,0 +1,331 @@
+"""The durable store: incidents, their hypotheses and evidence, and feedback.
+
+SQLAlchemy Core on any URL SQLAlchemy knows — an SQLite file by default, PostgreSQL for
+several replicas. Structured values are JSON columns written through ``rca.serialize`` (never
+pickle); times are unix seconds in BIGINT columns.
+
+The schema is versioned: ``MIGRATIONS`` is an ordered list, migration ``i`` brings the schema
+from version ``i`` to ``i + 1``, and the ``schema_version`` table holds the version applied.
+A database written by a newer ``rca`` (higher version than ``len(MIGRATIONS)``) is refused
+with ``StoreError`` rather than corrupted. Add a migration by appending a function; never edit
+one that has shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from rca.errors import BadInput, NotFound, StoreError
+from rca.serialize import symptom_from_jsonable, to_jsonable, window_from_jsonable
+from rca.types import Evidence, Feedback, Hypothesis, Incident
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "default_database_url"]
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),  # insertion order, ties
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False, index=True),
+    sa.Column("question", sa.Text),
+    sa.Column("window", sa.JSON, nullable=False),
+    sa.Column("symptom", sa.JSON),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("checked", sa.JSON, nullable=False),
+    sa.Column("no_data", sa.JSON, nullable=False),
+)
+
+hypotheses = sa.Table(
+    "hypotheses", metadata,
+    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),  # 1-based
+    sa.Column("root", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("score", sa.Float),
+    sa.Column("confidence", sa.Float),
+    sa.Column("path", sa.JSON, nullable=False),
+    sa.Column("checked", sa.JSON, nullable=False),
+    sa.Column("no_data", sa.JSON, nullable=False),
+    sa.Column("unknown", sa.JSON, nullable=False),
+)
+
+evidence = sa.Table(
+    "evidence", metadata,
+    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("hypothesis_rank", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),  # 1-based position in the hypothesis
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("entity", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("ref", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float),
+)
+
+feedback = sa.Table(
+    "feedback", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), nullable=False, index=True),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("hypothesis_rank", sa.Integer),
+    sa.Column("correct_root", sa.Text),
+    sa.Column("correct_category", sa.Text),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("author", sa.Text, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+)
+
+
+def _v1_initial(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[incidents, hypotheses, evidence, feedback])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_database_url() -> str:
+    """``$RCA_DATABASE_URL``, else an SQLite file under ``$XDG_DATA_HOME`` (``~/.local/share``)."""
+    url = os.environ.get("RCA_DATABASE_URL")
+    if url:
+        return url
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return f"sqlite:///{Path(base) / 'rca' / 'rca.db'}"
+
+
+def _f(x: float) -> float | None:
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else float(x)
+
+
+class SqlStore:
+    """``Store`` on SQLAlchemy Core. ``SqlStore(url)`` only keeps the URL; the engine is made
+    (and the schema migrated) on first use, or eagerly with ``SqlStore.open(url)``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+
+    @classmethod
+    def open(cls, url: str | None = None) -> SqlStore:
+        store = cls(url or default_database_url())
+        store.migrate()
+        return store
+
+    # ---- connection and schema ------------------------------------------------------------
+
+    def _make_engine(self) -> Engine:
+        try:
+            u = make_url(self.url)
+        except (sa.exc.ArgumentError, ValueError) as e:
+            raise BadInput(f"not a database URL: {e}", field="database_url",
+                           fix="use e.g. sqlite:////var/lib/rca/rca.db or postgresql+psycopg://...") from None
+        kw: dict[str, Any] = {}
+        if u.get_backend_name() == "sqlite":
+            db = u.database or ""
+            if db in ("", ":memory:"):
+                kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+            elif not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return sa.create_engine(u, **kw)
+        except (SQLAlchemyError, ImportError) as e:
+            raise StoreError(f"cannot open {u.render_as_string(hide_password=True)}: {e}") from e
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self._make_engine()
+            try:
+                self._migrate(self._engine)
+            except BaseException:
+                self._engine.dispose()
+                self._engine = None
+                raise
+        return self._engine
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the version now applied."""
+        return self._migrate(self.engine)
+
+    def _migrate(self, engine: Engine) -> int:
+        try:
+            with engine.begin() as conn:
+                metadata.create_all(conn, tables=[schema_version])
+                version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"database schema version {version} is newer than this rca "
+                                     f"knows (version {SCHEMA_VERSION}); upgrade rca")
+                for i in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[i](conn)
+                    conn.execute(sa.delete(schema_version))
+                    conn.execute(sa.insert(schema_version).values(version=i + 1))
+            return SCHEMA_VERSION
+        except SQLAlchemyError as e:
+            raise StoreError(f"schema migration failed: {e}") from e
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # ---- incidents --------------------------------------------------------------------------
+
+    def save_incident(self, incident: Incident) -> str:
+        """Store ``incident`` (replacing one with the same id); returns its id, generated
+        (``inc-`` + 12 hex) when ``incident.id`` is empty."""
+        iid = incident.id or f"inc-{uuid.uuid4().hex[:12]}"
+        if len(iid) > 64:
+            raise BadInput(f"incident id is {len(iid)} characters long", field="incident_id",
+                           fix="use at most 64 characters, or leave it empty to get one")
+        row = {"id": iid, "created_at": int(incident.created_at), "question": incident.question,
+               "window": to_jsonable(incident.window), "symptom": to_jsonable(incident.symptom),
+               "params": to_jsonable(incident.params), "summary": incident.summary,
+               "checked": list(incident.checked), "no_data": list(incident.no_data)}
+        hyps, evs = [], []
+        for r, h in enumerate(incident.hypotheses, 1):
+            hyps.append({"incident_id": iid, "rank": r, "root": h.root, "category": h.category,
+                         "score": _f(h.score), "confidence": _f(h.confidence), "path": list(h.path),
+                         "checked": list(h.checked), "no_data": list(h.no_data), "unknown": list(h.unknown)})
+            evs.extend({"incident_id": iid, "hypothesis_rank": r, "n": n, "kind": e.kind, "entity": e.entity,
+                        "summary": e.summary, "ref": to_jsonable(e.ref), "status": e.status,
+                        "score": _f(e.score)} for n, e in enumerate(h.evidence, 1))
+        with self._tx() as conn:
+            conn.execute(sa.delete(evidence).where(evidence.c.incident_id == iid))
+            conn.execute(sa.delete(hypotheses).where(hypotheses.c.incident_id == iid))
+            if conn.execute(sa.select(incidents.c.seq).where(incidents.c.id == iid)).first():
+                conn.execute(sa.update(incidents).where(incidents.c.id == iid).values(**row))
+            else:
+                conn.execute(sa.insert(incidents).values(**row))
+            if hyps:
+                conn.execute(sa.insert(hypotheses), hyps)
+            if evs:
+                conn.execute(sa.insert(evidence), evs)
+        return iid
+
+    def get_incident(self, incident_id: str) -> Incident:
+        with self._tx() as conn:
+            found = self._load(conn, sa.select(incidents).where(incidents.c.id == incident_id))
+        if not found:
+            raise NotFound(f"no incident {incident_id!r}", field="incident_id",
+                           fix="list incidents with `rca incidents` or GET /v1/incidents")
+        return found[0]
+
+    def list_incidents(self, limit: int = 50, before: str | None = None) -> list[Incident]:
+        """Newest first (``created_at``, then insertion order); ``before`` is the id of the last
+        incident of the previous page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadInput(f"limit must be a positive integer, got {limit!r}", field="limit", fix="use e.g. 50")
+        q = sa.select(incidents)
+        with self._tx() as conn:
+            if before is not None:
+                cur = conn.execute(sa.select(incidents.c.created_at, incidents.c.seq)
+                                   .where(incidents.c.id == before)).first()
+                if cur is None:
+                    raise NotFound(f"no incident {before!r}", field="before",
+                                   fix="pass the id of an incident from the previous page")
+                q = q.where(sa.or_(incidents.c.created_at < cur.created_at,
+                                   sa.and_(incidents.c.created_at == cur.created_at,
+                                           incidents.c.seq < cur.seq)))
+            q = q.order_by(incidents.c.created_at.desc(), incidents.c.seq.desc()).limit(limit)
+            return self._load(conn, q)
+
+    def _load(self, conn: Connection, query: sa.Select) -> list[Incident]:
+        rows = conn.execute(query).mappings().all()
+        ids = [r["id"] for r in rows]
+        if not ids:
+            return []
+        ev: dict[tuple[str, int], list[Evidence]] = {}
+        for e in conn.execute(sa.select(evidence).where(evidence.c.incident_id.in_(ids))
+                              .order_by(evidence.c.n)).mappings():
+            ev.setdefault((e["incident_id"], e["hypothesis_rank"]), []).append(
+                Evidence(e["kind"], e["entity"], e["summary"], e["ref"] or {}, e["status"], _nan(e["score"])))
+        hy: dict[str, list[Hypothesis]] = {}
+        for h in conn.execute(sa.select(hypotheses).where(hypotheses.c.incident_id.in_(ids))
+                              .order_by(hypotheses.c.rank)).mappings():
+            hy.setdefault(h["incident_id"], []).append(Hypothesis(
+                h["root"], h["category"], _nan(h["score"]), _nan(h["confidence"]), tuple(h["path"]),
+                tuple(ev.get((h["incident_id"], h["rank"]), ())), tuple(h["checked"]),
+                tuple(h["no_data"]), tuple(h["unknown"])))
+        return [Incident(id=r["id"], question=r["question"], window=window_from_jsonable(r["window"]),
+                         symptom=symptom_from_jsonable(r["symptom"]), hypotheses=tuple(hy.get(r["id"], ())),
+                         params=r["params"] or {}, checked=tuple(r["checked"]), no_data=tuple(r["no_data"]),
+                         summary=r["summary"], created_at=r["created_at"]) for r in rows]
+
+    # ---- feedback ---------------------------------------------------------------------------
+
+    def add_feedback(self, fb: Feedback) -> bool:
+        """Store a verdict once: the same (incident, verdict, rank, root, category, author)
+        again returns ``False`` and changes nothing."""
+        _check_feedback(fb)
+        key = hashlib.sha256(json.dumps([fb.incident_id, fb.verdict, fb.hypothesis_rank, fb.correct_root,
+                                         fb.correct_category, fb.author]).encode()).hexdigest()
+        row = {"incident_id": fb.incident_id, "verdict": fb.verdict, "hypothesis_rank": fb.hypothesis_rank,
+               "correct_root": fb.correct_root, "correct_category": fb.correct_category,
+               "note": fb.note, "author": fb.author, "at": int(fb.at), "idempotency_key": key}
+        try:
+            with self.engine.begin() as conn:
+                if not conn.execute(sa.select(incidents.c.seq).where(incidents.c.id == fb.incident_id)).first():
+                    raise NotFound(f"no incident {fb.incident_id!r}", field="incident_id",
+                                   fix="give feedback on a stored incident")
+                if conn.execute(sa.select(feedback.c.seq).where(feedback.c.idempotency_key == key)).first():
+                    return False
+                conn.execute(sa.insert(feedback).values(**row))
+        except IntegrityError:  # a concurrent writer stored the same verdict first
+            return False
+        except SQLAlchemyError as e:
+            raise StoreError(f"store failed: {e}") from e
+        return True
+
+    def list_feedback(self, incident_id: str | None = None) -> list[Feedback]:
+        """Oldest first (``at``, then insertion order)."""
+        q = sa.select(feedback).order_by(feedback.c.at, feedback.c.seq)
+        if incident_id is not None:
+            q = q.where(feedback.c.incident_id == incident_id)
+        with self._tx() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [Feedback(r["incident_id"], r["verdict"], r["hypothesis_rank"], r["correct_root"],
+                         r["correct_category"], r["note"], r["author"], r["at"]) for r in rows]
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """One transaction; database failures surface as ``StoreError``."""
+        engine = self.engine
+        try:
+            with engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as e:
+            raise StoreError(f"store failed: {e}") from e
+
+
+def _check_feedback(fb: Feedback) -> None:
+    if fb.verdict not in ("confirm", "reject", "correct"):
+        raise BadInput(f"unknown verdict {fb.verdict!r}", field="verdict", fix="use confirm, reject or correct")
+    if fb.verdict in ("confirm", "reject") and (fb.hypothesis_rank is None or fb.hypothesis_rank < 1):
+        raise BadInput(f"{fb.verdict} needs the 1-based rank of a hypothesis", field="hypothesis_rank",
+                       fix="give hypothesis_rank, e.g. 1 for the top hypothesis")
+    if fb.verdict == "correct" and not fb.correct_root:
+        raise BadInput("correct needs the right root cause", field="correct_root",
+                       fix="give correct_root as kind:name, e.g. service:checkout")
+
