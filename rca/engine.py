@@ -167,7 +167,7 @@ class Engine:
         symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope, req.at)
         ctx = RankContext(snapshot=snap, signals=signals.frame, signal_entities=signals.entities,
                           anomalies=(), graph=graph, baseline=base, incident=inc, symptom=symptom,
-                          changes=signals.changes, params=req.params)
+                          changes=signals.changes, resolution=signals.resolution, params=req.params)
         hyps = tuple(self.ranker.rank(ctx))
         no_data = [w for w in snap.warnings]
         if not len(snap.metrics):

@@ -109,6 +109,7 @@ class RankContext:
     incident: Window
     symptom: Symptom | None = None
     changes: tuple[Any, ...] = ()  # rca.signals.Change events (deploys, config changes)
+    resolution: np.ndarray | None = None  # per signal row: smallest meaningful change, 0 = unknown
     params: Mapping[str, Any] = field(default_factory=dict)
 
 

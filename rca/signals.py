@@ -47,9 +47,13 @@ class Change:
 
 @dataclass(frozen=True, eq=False)
 class Signals:
+    """Derived matrix, the entity of each row, change events, and per-row ``resolution``: the
+    smallest meaningful change (histogram bucket width for quantiles, 0 when unknown)."""
+
     frame: MetricFrame
     entities: tuple[EntityId, ...]
     changes: tuple[Change, ...] = ()
+    resolution: np.ndarray | None = None
 
     def stat(self, i: int) -> str:
         return self.frame.keys[i].label("stat", "value") or "value"
@@ -71,7 +75,8 @@ def _counter_increase(v: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
-def histogram_quantile(q: float, bounds: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def histogram_quantile(q: float, bounds: np.ndarray, counts: np.ndarray,
+                       return_width: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Prometheus ``histogram_quantile`` on cumulative bucket counts.
 
     ``bounds``: upper bounds ``[B]`` sorted, the last one ``+Inf``; ``counts``: ``[..., B, T]``
@@ -79,6 +84,8 @@ def histogram_quantile(q: float, bounds: np.ndarray, counts: np.ndarray) -> np.n
     ``promql/quantile.go`` (2.42): NaN without a +Inf bucket, with fewer than 2 buckets or no
     observations; monotonicity forced; the +Inf bucket clamps to the second-highest bound;
     the first bucket's lower bound is 0 (or the result is its bound when that is <= 0).
+    With ``return_width`` also returns the width of the bucket each value fell in (the
+    resolution of the estimate; NaN where the value is NaN).
     """
     if math.isnan(q):
         return np.full(counts.shape[:-2] + counts.shape[-1:], np.nan)
@@ -107,7 +114,13 @@ def histogram_quantile(q: float, bounds: np.ndarray, counts: np.ndarray) -> np.n
     val = np.where(b == len(bounds) - 1, bounds[-2], val)
     val = np.where((b == 0) & (bounds[0] <= 0), bounds[0], val)
     missing = np.isnan(counts).all(axis=-2)
-    return np.where((total <= 0) | missing, np.nan, val)
+    out = np.where((total <= 0) | missing, np.nan, val)
+    if not return_width:
+        return out
+    finite = bounds[np.isfinite(bounds)]
+    last_w = finite[-1] - finite[-2] if len(finite) > 1 else abs(finite[-1]) if len(finite) else np.nan
+    width = np.where(np.isinf(upper), last_w, upper - lower)
+    return out, np.where(np.isnan(out), np.nan, width)
 
 
 def _le(v: str) -> float:
@@ -123,6 +136,7 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
     dt = float(w * step)
     keys: list[SeriesKey] = []
     rows: list[np.ndarray] = []
+    res: dict[int, float] = {}
     changes: list[Change] = []
 
     buckets: dict[tuple[str, tuple], list[tuple[float, int]]] = defaultdict(list)
@@ -193,12 +207,15 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
         idx = [i for g in groups for _, i in buckets[g]]
         B = len(bounds)
         inc_b = _counter_increase(frame.values[idx], w).reshape(len(groups), B, len(ts))
-        qs = {q: histogram_quantile(q, np.array(bounds), inc_b) for q in (0.5, 0.95, 0.99)}
+        qs = {q: histogram_quantile(q, np.array(bounds), inc_b, return_width=True) for q in (0.5, 0.95, 0.99)}
         for gi, (base, labels) in enumerate(groups):
             gkey = SeriesKey(base, labels)
             for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99")):
                 keys.append(gkey.with_name(base, stat=name))
-                rows.append(qs[q][gi])
+                rows.append(qs[q][0][gi])
+                w_row = qs[q][1][gi]
+                if np.isfinite(w_row).any():
+                    res[len(rows) - 1] = float(np.nanmedian(w_row))
             c_i, s_i = counts.pop((base, labels), None), sums.pop((base, labels), None)
             n = inc_b[gi, -1] if c_i is None else _counter_increase(frame.values[[c_i]], w)[0]
             keys.append(gkey.with_name(base, stat="rate"))
@@ -216,4 +233,7 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
     values = np.vstack(rows) if rows else np.empty((0, len(ts)))
     out = MetricFrame(tuple(keys), ts, values)
     ents = tuple(entity_of_series(k, aliases) for k in keys)
-    return Signals(out, ents, tuple(sorted(changes, key=lambda c: c.at)))
+    resolution = np.zeros(len(keys))
+    for i, w_ in res.items():
+        resolution[i] = w_
+    return Signals(out, ents, tuple(sorted(changes, key=lambda c: c.at)), resolution)

@@ -48,7 +48,7 @@ class CategoryRule:
             return False
         if self.min_observed:
             fam, v = self.min_observed
-            if f.observed_max.get(fam, float("-inf")) < v and "kv_preempt" not in f.families:
+            if f.observed_max.get(fam, float("-inf")) < v and not {"kv_preempt", "queue_waiting"} & set(f.families):
                 return False
         return True
 

@@ -36,6 +36,22 @@ INTRINSIC = ("load", "fault", "output")
 EXPLAINED_PENALTY = 0.3
 UNRELATED_PENALTY = 0.5
 SHARED_KINDS = ("gpu", "node", "db")
+# families that describe what an entity does by itself, never a side effect of a sibling's trouble
+DISTINCTIVE = frozenset({"input", "token_loop", "kv_cache", "kv_preempt", "gpu_xid", "gpu_thermal", "errors"})
+
+
+_REPLICA_LABELS = frozenset({"pod", "instance", "container_id", "uid", "pod_uid", "image", "id", "name",
+                             "version", "pod_template_hash"})
+
+
+def _peer_keys(sig: Signals, member_group: dict[EntityId, EntityId]) -> list:
+    """Rows of replicas of one group measuring the same thing share a peer key."""
+    out = []
+    for key, ent in zip(sig.frame.keys, sig.entities, strict=True):
+        g = member_group.get(ent)
+        out.append(None if g is None else
+                   (g, key.name, tuple(p for p in key.labels if p[0] not in _REPLICA_LABELS)))
+    return out
 
 
 def _deps(graph: DependencyGraph, e: EntityId) -> list[EntityId]:
@@ -53,10 +69,11 @@ class GraphRanker:
         self.max_hypotheses = max_hypotheses
 
     def rank(self, context: RankContext) -> list[Hypothesis]:
-        sig = Signals(context.signals, context.signal_entities)
-        scores = score_series(sig, context.baseline, context.incident)
-        ents = entity_scores(sig, scores)
+        sig = Signals(context.signals, context.signal_entities, context.changes, context.resolution)
         graph = context.graph
+        member_group = {b: a for a, b, rel in graph.edges() if rel == "member_of"}
+        scores = score_series(sig, context.baseline, context.incident, _peer_keys(sig, member_group))
+        ents = entity_scores(sig, scores)
         tol = 2 * max(context.incident.step, 1)
         anomalous = {e: es for e, es in ents.items() if es.score >= THRESHOLD}
         changes = defaultdict(list)
@@ -80,47 +97,112 @@ class GraphRanker:
         def started_before(a: EntityScore, b: EntityScore) -> bool:
             return a.onset >= 0 and (b.onset < 0 or a.onset <= b.onset + tol)
 
+        # group-level view (needed to judge a dependency that is a group, e.g. db:vector-db)
+        agg: dict[EntityId, EntityScore] = {}
+        for g, ms in groups.items():
+            hit = [anomalous[m] for m in ms if m in anomalous]
+            if hit:
+                onsets = [h.onset for h in hit if h.onset >= 0]
+                roles: dict[str, float] = {}
+                for h in hit:
+                    for k, v in h.roles.items():
+                        roles[k] = max(roles.get(k, 0.0), v)
+                agg[g] = EntityScore(g, max(h.score for h in hit), min(onsets) if onsets else -1, [], roles, {})
+
+        def look(x: EntityId) -> EntityScore | None:
+            return anomalous.get(x) or agg.get(x)
+
+        def deps_of(e: EntityId) -> list[EntityId]:
+            own = _deps(graph, e)
+            g = group_of.get(e)
+            up = [d for d in _deps(graph, g) if d not in groups.get(g, [])] if g else []
+            return own + [d for d in up if d not in own and d != e]
+
+        def dependents_of(e: EntityId) -> list[EntityId]:
+            own = _dependents(graph, e)
+            g = group_of.get(e)
+            return own + ([u for u in _dependents(graph, g) if u not in own] if g else [])
+
         explained_by: dict[EntityId, EntityId | None] = {}
         shared_explainer: set[EntityId] = set()
+        loaders: dict[EntityId, EntityId] = {}  # shared resource -> the consumer that loads it
+
+        def consumer_explains(e: EntityId, es: EntityScore) -> EntityId | None:
+            """A shared resource (GPU, node, DB) saturated by a consumer whose own demand rose,
+            or that went down, or whose use of the same resource rose."""
+            for u in dependents_of(e):
+                u_es = look(u)
+                if not u_es or not started_before(u_es, es):
+                    continue
+                same_use = bool(set(u_es.families) & set(es.families))
+                if (intrinsic(u_es) >= THRESHOLD and "load" in u_es.roles) or "down" in u_es.roles or same_use:
+                    if "load" in u_es.roles:
+                        loaders[e] = u
+                    return u
+            return None
+
+        def explains_back(d: EntityId, e: EntityId) -> bool:
+            x, seen = explained_by.get(d), set()
+            while x is not None and x not in seen:
+                if x == e or group_of.get(x) == e or x == group_of.get(e):
+                    return True
+                seen.add(x)
+                x = explained_by.get(x)
+            return False
+
+        # pass 1: shared resources explained by their consumers
         for e, es in anomalous.items():
+            if entity_kind(e) in SHARED_KINDS and intrinsic(es) < THRESHOLD:
+                explained_by[e] = consumer_explains(e, es)
+        def failover_from(e: EntityId, es: EntityScore) -> EntityId | None:
+            """A replica that went down, or degraded much more and earlier, pushes its share of
+            the traffic onto its siblings."""
+            g = group_of.get(e)
+            for sib in groups.get(g, []) if g else []:
+                s_es = anomalous.get(sib)
+                if sib != e and s_es and started_before(s_es, es) and (
+                        "down" in s_es.roles or (s_es.score >= 2 * es.score and not DISTINCTIVE & set(es.families))):
+                    return sib
+            return None
+
+        # pass 2: everything else
+        for e, es in anomalous.items():
+            if e in explained_by:
+                continue
             by = None
             if intrinsic(es) >= THRESHOLD:
                 only_load = set(es.roles) & set(INTRINSIC) == {"load"} and not change_near(e, es.onset)
                 if only_load:
-                    g = group_of.get(e)
-                    for sib in groups.get(g, []) if g else []:
-                        s_es = anomalous.get(sib)
-                        if sib != e and s_es and "down" in s_es.roles and started_before(s_es, es):
-                            by = sib
-                            break
-                    for u in _dependents(graph, e) if by is None else []:
-                        u_es = anomalous.get(u)
+                    by = failover_from(e, es)
+                    for u in dependents_of(e) if by is None else []:
+                        u_es = look(u)
                         if u_es and "load" in u_es.roles and started_before(u_es, es):
                             by = u
                             break
             else:
-                for d in _deps(graph, e):
-                    d_es = anomalous.get(d)
-                    if d_es and started_before(d_es, es):
+                for d in deps_of(e):
+                    d_es = look(d)
+                    if d_es and started_before(d_es, es) and not explains_back(d, e):
                         by = d
                         break
-                if by is None:
-                    for u in _dependents(graph, e):
-                        u_es = anomalous.get(u)
-                        if u_es and intrinsic(u_es) >= THRESHOLD and "load" in u_es.roles \
-                                and started_before(u_es, es):
-                            by = u
-                            if entity_kind(e) in SHARED_KINDS:
-                                shared_explainer.add(u)
-                            break
+                if by is None and "down" not in es.roles:
+                    by = failover_from(e, es)
             explained_by[e] = by
+
+        # a noisy neighbour loads a shared resource that in turn slows *another* consumer
+        for res, u in loaders.items():
+            if any(explained_by.get(v) == res for v in dependents_of(res) if v != u):
+                shared_explainer.add(u)
 
         # roll shared faults up to groups
         candidates: dict[EntityId, EntityScore] = {}
         members_in: dict[EntityId, list[EntityId]] = {}
         absorbed: set[EntityId] = set()
         for g, ms in groups.items():
-            hit = [m for m in ms if m in anomalous]
+            hit = [m for m in ms if m in anomalous and explained_by.get(m) not in ms]
+            if hit:  # a member far weaker than the worst one does not share its fault
+                top_log = max(math.log1p(anomalous[m].score) for m in hit)
+                hit = [m for m in hit if math.log1p(anomalous[m].score) >= 0.5 * top_log]
             if hit and (len(ms) == 1 or len(hit) * 2 > len(ms)):
                 best = max((anomalous[m] for m in hit), key=lambda x: x.score)
                 onsets = [anomalous[m].onset for m in hit if anomalous[m].onset >= 0]
@@ -158,15 +240,38 @@ class GraphRanker:
             import networkx as nx
 
             relevant = set(nx.descendants(graph.g, symptom)) | {symptom}
+        def chain_root(e: EntityId) -> EntityId:
+            """Follow "explained by" to the entity that explains everything on the way."""
+            seen = {e}
+            x = e
+            while True:
+                nxt = explained_by.get(x)
+                if nxt is None and x in agg and x not in candidates:
+                    hit = sorted((anomalous[m] for m in groups[x] if m in anomalous),
+                                 key=lambda h: (h.onset < 0, h.onset))
+                    nxt = explained_by.get(hit[0].entity) if hit else None
+                if nxt is None or nxt in seen:
+                    return x
+                seen.add(nxt)
+                x = nxt
+
+        # order: deviation; an explained entity never outranks what explains it
+        compressed = {e: es.score for e, es in candidates.items()}
+        for g, es in agg.items():
+            compressed.setdefault(g, es.score)
+        for e, es in anomalous.items():
+            compressed.setdefault(e, es.score)
         final: list[tuple[float, EntityId]] = []
-        for e, es in candidates.items():
-            s = es.score
+        for e in candidates:
+            f = compressed[e]
             if explained_by.get(e) is not None:
-                s *= EXPLAINED_PENALTY
-            if relevant and e not in relevant and not (e in shared_explainer):
-                s *= UNRELATED_PENALTY
-            final.append((s, e))
+                r = chain_root(e)
+                f = min(f * EXPLAINED_PENALTY, 0.9 * compressed.get(r, f)) if r != e else f * EXPLAINED_PENALTY
+            if relevant and e not in relevant and e not in shared_explainer:
+                f *= UNRELATED_PENALTY
+            final.append((f, e))
         final.sort(key=lambda x: (-x[0], x[1]))
+        self.last_explained_ = dict(explained_by)
 
         out: list[Hypothesis] = []
         top = final[: self.max_hypotheses]
@@ -184,9 +289,13 @@ class GraphRanker:
                 change_near(m, es.onset) for m in members_in[e]), e in shared_explainer)
             category = categorize(facts)
             other = top[0][0] if rank_i else second
-            strength = 1.0 - math.exp(-max(0.0, s - THRESHOLD) / 6.0)
+            agreement = 3.0 * min(3, max(0, len(es.families) - 1))
+            strength = 1.0 - math.exp(-max(0.0, es.score + agreement - THRESHOLD) / 6.0)
             margin = s / (s + other) if (s + other) > 0 else 0.0
-            confidence = round(strength * (0.4 + 0.6 * margin), 3)
+            confidence = strength * (0.5 + 0.5 * margin)
+            if explained_by.get(e) is not None:
+                confidence *= 0.5
+            confidence = round(confidence, 3)
             path = tuple(graph.path(e, symptom)) if symptom else (e,)
             evidence, checked, no_data = build_evidence(e, members_in[e], rows, scores, context,
                                                        explained_by.get(e))

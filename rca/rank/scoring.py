@@ -28,6 +28,8 @@ __all__ = ["THRESHOLD", "VANISHED_SCORE", "EntityScore", "SeriesScores", "score_
 
 THRESHOLD = 4.0
 VANISHED_SCORE = 8.0
+IN_RANGE_CAP = 2.0  # a value the baseline already reached is not anomalous by itself
+NOVEL_SCORE = 6.0  # any move of a series that was constant in the baseline
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +42,7 @@ class SeriesScores:
     observed: np.ndarray  # [N] value at the peak
     vanished: np.ndarray  # [N] bool
     infos: tuple[SignalInfo, ...]
+    before_vanishing: np.ndarray | None = None  # [N] score from the samples that were there
 
 
 def _rolling_median(a: np.ndarray, k: int = 3) -> np.ndarray:
@@ -52,7 +55,27 @@ def _rolling_median(a: np.ndarray, k: int = 3) -> np.ndarray:
         return np.nanmedian(view, axis=-1)
 
 
-def score_series(signals: Signals, baseline: Window, incident: Window) -> SeriesScores:
+def _borrow_peer_baselines(det: RobustDeviation, X_b: np.ndarray, peers: list | None) -> None:
+    """A series with no baseline (a replica that appeared during the incident, e.g. after a
+    deploy) is judged against the baseline of its peers (same metric, same group)."""
+    if peers is None:
+        return
+    empty = np.isnan(X_b).all(axis=1) if X_b.shape[1] else np.ones(len(peers), dtype=bool)
+    if not empty.any():
+        return
+    by_peer: dict = {}
+    for i, p in enumerate(peers):
+        if p is not None and not empty[i]:
+            by_peer.setdefault(p, []).append(i)
+    for i in np.flatnonzero(empty):
+        rows = by_peer.get(peers[i])
+        if rows:
+            det.median_[i] = float(np.median(det.median_[rows]))
+            det.scale_[i] = float(np.max(det.scale_[rows]))
+
+
+def score_series(signals: Signals, baseline: Window, incident: Window,
+                 peers: list | None = None) -> SeriesScores:
     f = signals.frame
     ts = f.timestamps
     b = (ts >= baseline.start) & (ts <= baseline.end)
@@ -61,6 +84,15 @@ def score_series(signals: Signals, baseline: Window, incident: Window) -> Series
     n = len(f)
     infos = tuple(classify(k.name, k.label("stat", "value") or "value") for k in f.keys)
     det = RobustDeviation().fit(X_b)
+    _borrow_peer_baselines(det, X_b, peers)
+    degenerate = det.scale_ <= det.abs_floor * 10
+    # floors: a share moving less than 1 percentage point, a quantile moving less than half
+    # of its histogram bucket, is not a meaningful change whatever the baseline spread
+    floor = np.array([0.01 if inf.unit == "fraction" else 1.0 if inf.unit == "%" else 0.0 for inf in infos])
+    if signals.resolution is not None and len(signals.resolution) == n:
+        floor = np.fmax(floor, 0.5 * np.nan_to_num(signals.resolution))
+    det.scale_ = np.fmax(det.scale_, floor)
+    degenerate &= floor == 0
     dev_i = det.signed_deviation(X_i)
     dev_b = det.signed_deviation(X_b)
     up = np.array([inf.bad_direction in ("up", "both") for inf in infos])[:, None]
@@ -69,8 +101,26 @@ def score_series(signals: Signals, baseline: Window, incident: Window) -> Series
     def directional(d: np.ndarray) -> np.ndarray:
         return np.where(d >= 0, d * np.where(up, 1.0, 0.5), -d * np.where(down, 1.0, 0.5))
 
-    s_i = _rolling_median(directional(dev_i))
-    s_b = _rolling_median(directional(dev_b))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo = np.nanmin(X_b, axis=1, initial=np.inf, where=~np.isnan(X_b))[:, None] if X_b.size else None
+        hi = np.nanmax(X_b, axis=1, initial=-np.inf, where=~np.isnan(X_b))[:, None] if X_b.size else None
+    raw_i = directional(dev_i)
+    raw_b = directional(dev_b)
+    if lo is not None:
+        raw_i = np.where((X_i >= lo) & (X_i <= hi), np.minimum(raw_i, IN_RANGE_CAP), raw_i)
+        raw_b = np.minimum(raw_b, IN_RANGE_CAP)
+    # a series constant in the baseline has no spread to compare with: a sustained move
+    # (>= 30% of the incident samples) scores NOVEL_SCORE, a sporadic one stays below threshold
+    if degenerate.any() and raw_i.shape[1]:
+        moved = raw_i > 0
+        since = np.cumsum(moved, axis=1) > 0  # from the first move on
+        present = ~np.isnan(X_i) & since
+        sustained = moved.sum(axis=1) / np.maximum(present.sum(axis=1), 1) >= 0.3
+        level = np.where(sustained, NOVEL_SCORE, THRESHOLD * 0.75)[:, None]
+        raw_i = np.where(degenerate[:, None] & moved, level, raw_i)
+    s_i = _rolling_median(raw_i)
+    s_b = _rolling_median(raw_b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         normal_extreme = np.nanquantile(s_b, 0.98, axis=1) if s_b.shape[1] else np.full(n, np.nan)
@@ -94,6 +144,7 @@ def score_series(signals: Signals, baseline: Window, incident: Window) -> Series
         direction = np.zeros(n)
 
     # vanished series: present in the baseline, mostly absent from some point of the incident
+    before_vanishing = score.copy()
     van = Vanished().fit(X_b).anomaly_score(X_i)
     vanished = np.zeros(n, dtype=bool)
     if van.shape[1] and n:
@@ -108,7 +159,8 @@ def score_series(signals: Signals, baseline: Window, incident: Window) -> Series
             peak = np.where(vanished, ts_i[first_missing], peak)
             score = np.where(vanished, np.maximum(score, VANISHED_SCORE), score)
     return SeriesScores(score, onset.astype(np.int64), peak.astype(np.int64),
-                        np.where(direction < 0, -1, 1), det.median_, observed, vanished, infos)
+                        np.where(direction < 0, -1, 1), det.median_, observed, vanished, infos,
+                        before_vanishing)
 
 
 @dataclass
@@ -136,6 +188,10 @@ def entity_scores(signals: Signals, s: SeriesScores) -> dict[EntityId, EntitySco
         es.rows.append(int(r))
         role = "down" if s.vanished[r] else s.infos[r].role
         es.roles[role] = max(es.roles.get(role, 0.0), sc)
+        if s.vanished[r] and s.infos[r].role == "fault" and s.before_vanishing is not None \
+                and s.before_vanishing[r] >= THRESHOLD:
+            es.roles["fault"] = max(es.roles.get("fault", 0.0), sc)  # e.g. an XID, then silence
+            es.families[s.infos[r].family] = max(es.families.get(s.infos[r].family, 0.0), sc)
         fam = "vanished" if s.vanished[r] else s.infos[r].family
         es.families[fam] = max(es.families.get(fam, 0.0), sc)
     for es in out.values():
