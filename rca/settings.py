@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     ranker: str = Field(default="graph", description="ranker registry name")
     incident_before_s: int = Field(default=900, ge=60, description="incident window before the asked time")
     incident_after_s: int = Field(default=300, ge=0, description="incident window after the asked time")
-    baseline_s: int = Field(default=3600, ge=300, description="baseline window length before the incident")
+    baseline_s: int = Field(default=10800, ge=300, description="baseline window length before the incident")
     max_hypotheses: int = Field(default=5, ge=1, le=50)
     timezone: str = Field(default="UTC", description="time zone for bare times in questions")
 

@@ -36,6 +36,7 @@ INTRINSIC = ("load", "fault", "output")
 EXPLAINED_PENALTY = 0.3
 UNRELATED_PENALTY = 0.5
 SHARED_KINDS = ("gpu", "node", "db")
+LOAD_CAUSE_MIN = 2 * THRESHOLD
 # families that describe what an entity does by itself, never a side effect of a sibling's trouble
 DISTINCTIVE = frozenset({"input", "token_loop", "kv_cache", "kv_preempt", "gpu_xid", "gpu_thermal", "errors"})
 
@@ -74,7 +75,7 @@ class GraphRanker:
         member_group = {b: a for a, b, rel in graph.edges() if rel == "member_of"}
         scores = score_series(sig, context.baseline, context.incident, _peer_keys(sig, member_group))
         ents = entity_scores(sig, scores)
-        tol = 2 * max(context.incident.step, 1)
+        tol = max(2 * context.incident.step, 60)  # onsets are only known to a sample or two
         anomalous = {e: es for e, es in ents.items() if es.score >= THRESHOLD}
         changes = defaultdict(list)
         for c in context.changes:
@@ -91,7 +92,9 @@ class GraphRanker:
             return any(onset - 900 <= t <= onset + tol for m in members for t in changes.get(m, ()))
 
         def intrinsic(es: EntityScore) -> float:
-            best = max((v for r, v in es.roles.items() if r in INTRINSIC), default=0.0)
+            # a demand change must be clear to make an entity a cause (demand wobbles daily)
+            best = max((v for r, v in es.roles.items()
+                        if r in INTRINSIC and (r != "load" or v >= LOAD_CAUSE_MIN)), default=0.0)
             return es.score if change_near(es.entity, es.onset) else best
 
         def started_before(a: EntityScore, b: EntityScore) -> bool:
@@ -135,7 +138,11 @@ class GraphRanker:
                 if not u_es or not started_before(u_es, es):
                     continue
                 same_use = bool(set(u_es.families) & set(es.families))
-                if (intrinsic(u_es) >= THRESHOLD and "load" in u_es.roles) or "down" in u_es.roles or same_use:
+                # a load change explains a saturation only when it is of a comparable size
+                big_enough = math.log1p(max(u_es.roles.get("load", 0.0), u_es.score if same_use else 0.0)) \
+                    >= 0.5 * math.log1p(es.score)
+                if ((intrinsic(u_es) >= THRESHOLD and "load" in u_es.roles)
+                        or "down" in u_es.roles or (same_use and big_enough)):
                     if "load" in u_es.roles:
                         loaders[e] = u
                     return u
@@ -176,15 +183,21 @@ class GraphRanker:
                     by = failover_from(e, es)
                     for u in dependents_of(e) if by is None else []:
                         u_es = look(u)
-                        if u_es and "load" in u_es.roles and started_before(u_es, es):
+                        if u_es and "load" in u_es.roles and started_before(u_es, es) and \
+                                math.log1p(u_es.roles["load"]) >= 0.5 * math.log1p(es.roles.get("load", 0.0)):
                             by = u
                             break
             else:
                 for d in deps_of(e):
                     d_es = look(d)
-                    if d_es and started_before(d_es, es) and not explains_back(d, e):
-                        by = d
-                        break
+                    if not d_es or not started_before(d_es, es) or explains_back(d, e):
+                        continue
+                    # a slightly busier host does not explain a hundredfold slowdown
+                    if entity_kind(d) in SHARED_KINDS and not {"down", "fault"} & set(d_es.roles) \
+                            and math.log1p(d_es.score) < 0.5 * math.log1p(es.score):
+                        continue
+                    by = d
+                    break
                 if by is None and "down" not in es.roles:
                     by = failover_from(e, es)
             explained_by[e] = by

@@ -29,7 +29,7 @@ __all__ = ["THRESHOLD", "VANISHED_SCORE", "EntityScore", "SeriesScores", "score_
 THRESHOLD = 4.0
 VANISHED_SCORE = 8.0
 IN_RANGE_CAP = 2.0  # a value the baseline already reached is not anomalous by itself
-NOVEL_SCORE = 6.0  # any move of a series that was constant in the baseline
+NOVEL_SCORE = 10.0  # any move of a series that was constant in the baseline
 
 
 @dataclass(frozen=True, eq=False)
