@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from rca.errors import BadInput
 from rca.sim.faults import FaultCtx
 from rca.sim.latent import Latent
 from rca.sim.logs import background_logs
@@ -45,6 +46,8 @@ def simulate(scenario: str | Scenario, seed: int = 0) -> SimResult:
     """Simulate ``scenario`` (a name under ``datasets/scenarios`` or a ``Scenario``)."""
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     seed = int(seed)
+    if seed < 0:
+        raise BadInput(f"seed must be >= 0, got {seed}", field="seed", fix="use 0, 1, 2, ...")
     tl = make_timeline(seed, sc.onset_before_question_s)
     fleet = build_fleet(rng_for(seed, "topology"))
     target = resolve_target(sc, fleet, seed)
