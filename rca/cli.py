@@ -144,6 +144,30 @@ def bench_rca(
         out.print(render_table(res))
 
 
+@bench_app.command("sim")
+def bench_sim(
+    seeds: Annotated[int, typer.Option(help="seeds 0..N-1 per scenario")] = 10,
+    json_: JsonOpt = False,
+) -> None:
+    """Top-1 root and category accuracy of `rca demo` over every simulator scenario and seed."""
+    from rca.bench.sim_bench import run_sim_bench
+
+    res = run_sim_bench(range(seeds), progress=not json_)
+    if json_:
+        _print_json(res)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"rca bench sim — {seeds} seeds per scenario")
+    for col in ("scenario", "top-1 root", "top-1 root+category", "mean confidence"):
+        t.add_column(col)
+    for name, r in res["scenarios"].items():
+        t.add_row(name, f"{r['root_at_1']:.2f}", f"{r['root_category_at_1']:.2f}", f"{r['mean_top_confidence']:.2f}")
+    out.print(t)
+    out.print(f"faults: root+category@1 {res['faults_root_category_at_1']:.3f}; "
+              f"no-fault runs with a confident (>= 0.5) answer: {res['no_fault_confident']}")
+
+
 def main() -> None:
     try:
         app()

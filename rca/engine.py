@@ -79,6 +79,8 @@ def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, inc
     targets = list(scope) or _entry_points(graph)
     if not targets:
         return None
+    members = {b for a, b, rel in graph.edges() if rel == "member_of" and a in targets}
+    targets = targets + sorted(members)
     f = signals.frame
     rows = [i for i, e in enumerate(signals.entities)
             if e in targets and classify(f.keys[i].name, f.keys[i].label("stat", "value") or "").family == signal]
@@ -99,7 +101,7 @@ def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, inc
             ratio = np.where(base > 0, obs / base, 0.0)
     j = int(np.nanargmax(np.nan_to_num(ratio, nan=-1.0)))
     r = rows[j]
-    unit = classify(f.keys[r].name).unit
+    unit = classify(f.keys[r].name, f.keys[r].label("stat", "value") or "value").unit
     return Symptom(entity=signals.entities[r], signal=f"{statistic} {signal}", series=f.keys[r],
                    baseline=float(base[j]), observed=float(obs[j]), unit=unit)
 

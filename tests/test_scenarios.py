@@ -43,3 +43,6 @@ def test_demo_answer_shape():
     h = ans["hypotheses"][0]
     assert ":" in h["root"] and {"category", "confidence", "evidence", "checked", "no_data"} <= set(h)
     assert ans["interpreted"]["at"].endswith("Z")
+    # the symptom is the entry service's signal the question names, with numbers
+    assert ans["symptom"]["series"] is not None
+    assert ans["symptom"]["observed"] > ans["symptom"]["baseline"]
