@@ -32,7 +32,6 @@ from rca.types import (
     Snapshot,
     Symptom,
     Window,
-    entity_kind,
 )
 
 __all__ = ["AnalysisRequest", "Engine", "merge_snapshots", "pick_symptom"]
@@ -191,6 +190,3 @@ class Engine:
             self.store.save_incident(incident)
         return incident
 
-
-def entity_kinds_present(entities: Sequence[EntityId]) -> list[str]:
-    return sorted({entity_kind(e) for e in entities})

@@ -284,7 +284,6 @@ class GraphRanker:
                 f *= UNRELATED_PENALTY
             final.append((f, e))
         final.sort(key=lambda x: (-x[0], x[1]))
-        self.last_explained_ = dict(explained_by)
 
         out: list[Hypothesis] = []
         top = final[: self.max_hypotheses]
