@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,7 +73,7 @@ def _entry_points(graph: DependencyGraph) -> list[EntityId]:
 
 def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, incident: Window,
                  signal: str, statistic: str, scope: Sequence[EntityId] = (),
-                 at: int | None = None) -> Symptom | None:
+                 ) -> Symptom | None:
     """The series the question is about: ``signal`` family with ``statistic`` on the scoped
     entity (default: the entry point of the call graph, e.g. the API gateway)."""
     targets = list(scope) or _entry_points(graph)
@@ -90,14 +91,11 @@ def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, inc
     ts = f.timestamps
     b = (ts >= baseline.start) & (ts <= baseline.end)
     i_ = (ts >= incident.start) & (ts <= incident.end)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            base = np.nanmedian(f.values[rows][:, b], axis=1)
-            obs = np.nanmax(f.values[rows][:, i_], axis=1) if i_.any() else np.full(len(rows), np.nan)
-            ratio = np.where(base > 0, obs / base, 0.0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        base = np.nanmedian(f.values[rows][:, b], axis=1)
+        obs = np.nanmax(f.values[rows][:, i_], axis=1) if i_.any() else np.full(len(rows), np.nan)
+        ratio = np.where(base > 0, obs / base, 0.0)
     j = int(np.nanargmax(np.nan_to_num(ratio, nan=-1.0)))
     r = rows[j]
     unit = classify(f.keys[r].name, f.keys[r].label("stat", "value") or "value").unit
@@ -165,7 +163,7 @@ class Engine:
         aliases = aliases_from_inventory(snap.inventory)
         signals = derive(snap.metrics, aliases)
         graph = build_graph(snap, self.graph_builders)
-        symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope, req.at)
+        symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope)
         ctx = RankContext(snapshot=snap, signals=signals.frame, signal_entities=signals.entities,
                           anomalies=(), graph=graph, baseline=base, incident=inc, symptom=symptom,
                           changes=signals.changes, resolution=signals.resolution, params=req.params)

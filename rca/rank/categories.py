@@ -35,6 +35,7 @@ class CategoryRule:
     needs_change: bool = False
     needs_shared_resource: bool = False
     min_observed: tuple[str, float] | None = None
+    or_family: tuple[str, ...] = ()  # any of these anomalous families stands in for min_observed
     sentence: str = ""
 
     def matches(self, f: Facts) -> bool:
@@ -48,7 +49,7 @@ class CategoryRule:
             return False
         if self.min_observed:
             fam, v = self.min_observed
-            if f.observed_max.get(fam, float("-inf")) < v and not {"kv_preempt", "queue_waiting"} & set(f.families):
+            if f.observed_max.get(fam, float("-inf")) < v and not set(self.or_family) & set(f.families):
                 return False
         return True
 
@@ -63,6 +64,7 @@ CATEGORY_RULES: tuple[CategoryRule, ...] = (
     CategoryRule("bad_deploy", any_family=("errors", "latency", "status_mix", "vanished"), needs_change=True,
                  sentence="a deploy/config change just before the onset broke requests"),
     CategoryRule("kv_cache_exhaustion", any_family=("kv_cache", "kv_preempt"), min_observed=("kv_cache", 0.9),
+                 or_family=("kv_preempt", "queue_waiting"),
                  sentence="the KV cache is full: requests are preempted and queue up"),
     CategoryRule("token_loop", any_family=("token_loop",),
                  sentence="outputs loop until max_tokens (token black hole)"),
