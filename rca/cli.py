@@ -20,6 +20,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="rca — anomaly and root-cause engine for fleets that serve AI.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: rank accuracy on case folders.")
 app.add_typer(bench_app, name="bench")
+logs_app = typer.Typer(no_args_is_help=True, help="Log template mining.")
+app.add_typer(logs_app, name="logs")
 out = Console()
 err = Console(stderr=True)
 
@@ -166,6 +168,162 @@ def bench_sim(
     out.print(t)
     out.print(f"faults: root+category@1 {res['faults_root_category_at_1']:.3f}; "
               f"no-fault runs with a confident (>= 0.5) answer: {res['no_fault_confident']}")
+
+
+def _emit_bench(res: dict, render: Any, out_file: Path | None, json_: bool) -> None:
+    if out_file:
+        out_file.write_text(json.dumps(res, indent=2))
+    if json_:
+        _print_json(res)
+    else:
+        out.print(render(res))
+
+
+def _existing_dir(d: Path, what: str) -> None:
+    if not d.is_dir():
+        raise BadInput(f"{d} is not a directory", field="DIR", fix=f"pass a folder that holds {what}")
+
+
+@app.command()
+def detect(
+    file: Annotated[Path, typer.Argument(help="a CSV of series: NAB (timestamp,value) or wide (timestamp + columns)")],
+    out_file: Annotated[Path, typer.Option("--out", help="write timestamp,anomaly_score,is_anomaly here")],
+    fmt: Annotated[str, typer.Option("--format", help="nab | wide")] = "nab",
+    streaming: Annotated[bool, typer.Option("--streaming", help="causal: the score at t uses data <= t only")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Score a series file; scores in [0,1], flags from the calibrated threshold."""
+    from rca.detect_file import detect_file
+
+    if fmt not in ("nab", "wide"):
+        raise BadInput(f"unknown format {fmt!r}", field="--format", fix="use nab or wide")
+    if not file.is_file():
+        raise BadInput(f"{file} does not exist", field="FILE", fix="pass a CSV file")
+    frame = detect_file(file, fmt=fmt, streaming=streaming)
+    frame.to_csv(out_file, index=False)
+    summary = {"file": str(file), "out": str(out_file), "rows": len(frame),
+               "flagged": int(frame["is_anomaly"].sum())}
+    if json_:
+        _print_json(summary)
+    else:
+        out.print(f"scored {summary['rows']} rows, {summary['flagged']} flagged -> {out_file}")
+
+
+@bench_app.command("detect")
+def bench_detect(
+    root: Annotated[Path, typer.Argument(help="NAB corpus (data/, labels/) or the smd-asd folder")],
+    fmt: Annotated[str, typer.Option("--format", help="nab | smd")] = "nab",
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON result here")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Anomaly-detection scores: NAB (exact scoring, causal) or SMD/ASD (F1 + interpretation)."""
+    _existing_dir(root, "a benchmark corpus")
+    if fmt == "nab":
+        from rca.bench.nab import render_table, run_nab_bench
+        res = run_nab_bench(root, progress=not json_)
+    elif fmt == "smd":
+        from rca.bench.smd import render_table, run_smd_bench
+        res = run_smd_bench(root, progress=not json_)
+    else:
+        raise BadInput(f"unknown format {fmt!r}", field="--format", fix="use nab or smd")
+    _emit_bench(res, render_table, out_file, json_)
+
+
+@app.command()
+def scan(
+    case: Annotated[Path | None, typer.Option("--case", help="scan a case folder instead of a simulation")] = None,
+    scenario: Annotated[str, typer.Option(help="simulate this scenario and scan it (default source)")] = "no_fault",
+    seed: Annotated[int, typer.Option(help="simulation seed")] = 0,
+    window: Annotated[str, typer.Option(help="judge the last WINDOW (e.g. 30m, 1h) against the rest")] = "1h",
+    min_level: Annotated[float, typer.Option("--min-level", help="report anomalies at or above this calibrated level (0..1)")] = 0.99,
+    json_: JsonOpt = False,
+) -> None:
+    """One anomaly scan over every series: component anomalies, input drift, log findings."""
+    from rca.scan import parse_duration, scan_snapshot
+
+    window_s = parse_duration(window)
+    if not 0.0 <= min_level <= 1.0:
+        raise BadInput(f"--min-level {min_level} is outside 0..1", field="--min-level", fix="use e.g. 0.99")
+    if case is not None:
+        from connectors.files import read_case
+
+        if not case.is_dir():
+            raise BadInput(f"{case} is not a directory", field="--case", fix="pass a case folder")
+        snap = read_case(case).snapshot
+        source = str(case)
+    else:
+        from rca.sim import simulate as sim
+
+        snap = sim(scenario, seed).snapshot
+        source = f"simulator {scenario} seed {seed}"
+    _, summary = scan_snapshot(snap, window_s, min_level)
+    summary["source"] = source
+    if json_:
+        _print_json(summary)
+        return
+    from rich.table import Table
+
+    t = Table(title=f"rca scan — {source}: {summary['series_scanned']} series, "
+                    f"{len(summary['anomalies'])} anomalies >= {min_level}")
+    for col in ("entity", "kind", "level", "onset (UTC)", "baseline -> observed", "series"):
+        t.add_column(col)
+    from datetime import UTC, datetime
+
+    for a in summary["anomalies"][:40]:
+        t.add_row(a["entity"], a["kind"], f"{a['level']:.3f}",
+                  datetime.fromtimestamp(a["onset"], UTC).strftime("%H:%M:%S"),
+                  f"{a['baseline']:.4g} -> {a['observed']:.4g}", a["series"][:60])
+    out.print(t)
+    for d in summary["drift"]:
+        out.print(f"[yellow]drift[/yellow] {d}")
+
+
+@bench_app.command("scan")
+def bench_scan(
+    series: Annotated[int, typer.Option(help="number of series")] = 10_000,
+    points: Annotated[int, typer.Option(help="points per series (2,880 = one day at 30 s)")] = 2_880,
+    seed: Annotated[int, typer.Option(help="data seed")] = 0,
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON result here")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Throughput of the default detector set on a fleet-sized matrix vs a per-series loop."""
+    from rca.bench.scan_bench import render_table, run_scan_bench
+
+    if series < 1 or points < 10:
+        raise BadInput("the matrix is too small", field="--series/--points", fix="use >= 1 series and >= 10 points")
+    _emit_bench(run_scan_bench(n_series=series, n_points=points, seed=seed, progress=not json_),
+                render_table, out_file, json_)
+
+
+@bench_app.command("logs")
+def bench_logs(
+    root: Annotated[Path, typer.Argument(help="loghub-style folder: <S>/<S>_2k.log + structured CSVs")],
+    out_file: Annotated[Path | None, typer.Option("--out", help="write the JSON result here")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Grouping accuracy of the log template miner per system (one configuration for all)."""
+    from rca.bench.logs_bench import render_table, run_logs_bench
+
+    _existing_dir(root, "loghub systems")
+    _emit_bench(run_logs_bench(root, progress=not json_), render_table, out_file, json_)
+
+
+@logs_app.command("parse")
+def logs_parse(
+    file: Annotated[Path, typer.Argument(help="a raw log file, one record per line")],
+    out_file: Annotated[Path, typer.Option("--out", help="structured CSV: LineId,Content,EventId,EventTemplate")],
+    json_: JsonOpt = False,
+) -> None:
+    """Mine templates with Drain3 and write loghub's structured layout."""
+    from rca.logparse import parse_log_file
+
+    if not file.is_file():
+        raise BadInput(f"{file} does not exist", field="FILE", fix="pass a log file")
+    summary = parse_log_file(file, out_file)
+    if json_:
+        _print_json(summary)
+    else:
+        out.print(f"{summary['lines']} lines, {summary['templates']} templates -> {out_file}")
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from models.log_templates import LogTemplateMiner
 from rca.catalog import classify
+from rca.detect import detect
 from rca.entities import aliases_from_inventory
 from rca.errors import BadInput, SourceError
 from rca.graph import DependencyGraph
@@ -127,7 +129,7 @@ class Engine:
 
     def __init__(self, connectors: Sequence[Connector], ranker: Ranker, store: Store | None = None,
                  graph_builders: Sequence | None = None, incident_before_s: int = 900,
-                 incident_after_s: int = 300, baseline_s: int = 3600) -> None:
+                 incident_after_s: int = 300, baseline_s: int = 3600, detect_anomalies: bool = True) -> None:
         self.connectors = list(connectors)
         self.ranker = ranker
         self.store = store
@@ -135,6 +137,7 @@ class Engine:
         self.incident_before_s = incident_before_s
         self.incident_after_s = incident_after_s
         self.baseline_s = baseline_s
+        self.detect_anomalies = detect_anomalies
 
     def windows(self, req: AnalysisRequest, step: int) -> tuple[Window, Window]:
         if req.window is not None:
@@ -164,9 +167,12 @@ class Engine:
         signals = derive(snap.metrics, aliases)
         graph = build_graph(snap, self.graph_builders)
         symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope)
+        detection = detect(signals, snap, base, inc) if self.detect_anomalies else None
+        templates = tuple(LogTemplateMiner().fit_transform([r.body for r in snap.logs])) if snap.logs else ()
         ctx = RankContext(snapshot=snap, signals=signals.frame, signal_entities=signals.entities,
-                          anomalies=(), graph=graph, baseline=base, incident=inc, symptom=symptom,
-                          changes=signals.changes, resolution=signals.resolution, params=req.params)
+                          anomalies=detection.anomalies if detection else (), graph=graph, baseline=base,
+                          incident=inc, symptom=symptom, changes=signals.changes,
+                          resolution=signals.resolution, params=req.params, log_templates=templates)
         hyps = tuple(self.ranker.rank(ctx))
         no_data = [w for w in snap.warnings]
         if not len(snap.metrics):

@@ -98,6 +98,7 @@ class RankContext:
     ``signal_entities[i]`` the entity of row i. ``baseline`` and ``incident`` are the two
     sub-windows (unix s) the deviation is measured between. ``anomalies`` come from the
     detectors; ``symptom`` is what the user asked about (may be ``None``: rank everything).
+    ``log_templates[i]`` is the mined template of ``snapshot.logs[i]`` (empty: not mined yet).
     """
 
     snapshot: Snapshot
@@ -111,6 +112,7 @@ class RankContext:
     changes: tuple[Any, ...] = ()  # rca.signals.Change events (deploys, config changes)
     resolution: np.ndarray | None = None  # per signal row: smallest meaningful change, 0 = unknown
     params: Mapping[str, Any] = field(default_factory=dict)
+    log_templates: tuple[str, ...] = ()
 
 
 @runtime_checkable

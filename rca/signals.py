@@ -5,7 +5,8 @@ are cumulative per ``le``. ``derive`` turns a raw ``MetricFrame`` into a derived
 vectorised passes. Every derived row keeps the original labels (minus ``le``) and adds a
 ``stat`` label:
 
-* counters (``*_total``)       -> ``rate`` (per second over ``rate_window_s``, resets handled)
+* counters (``*_total``, and DCGM's counters without that suffix, e.g. ``*_VIOLATION`` ns)
+                                -> ``rate`` (per second over ``rate_window_s``, resets handled)
 * counters with a categorical label (``code``, ``status``, ``finished_reason`` …)
                                 -> ``rate`` of the group (label dropped), ``ratio:<label>=<v>`` per
                                    value, and ``error_ratio`` (5xx share) for status codes
@@ -20,6 +21,7 @@ vectorised passes. Every derived row keeps the original labels (minus ``le``) an
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +35,10 @@ __all__ = ["Change", "Signals", "derive", "histogram_quantile"]
 
 _CATEGORICAL = ("code", "status_code", "status", "finished_reason", "http_status_code")
 _DROP_INFO_LABELS = ("version", "revision", "image", "git_sha", "commit", "build")
+# counters that do not follow the ``_total`` convention: DCGM's throttle-time (ns), energy,
+# replay, ECC and remapped-row counters, and its upper-case ``_TOTAL`` names
+_OTHER_COUNTERS = re.compile(r"^DCGM_FI_DEV_\w*(_VIOLATION|_TOTAL|_COUNTER|_COUNT|ENERGY_CONSUMPTION|"
+                             r"REMAPPED_ROWS|RETIRED_(SBE|DBE|PENDING))$|^DCGM_EXP_\w*_COUNT$")
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,7 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
                 ent = entity_of_series(k, aliases)
                 extra = {a: b for a, b in k.labels if a in _DROP_INFO_LABELS}
                 changes.append(Change(ent, at, k, f"{name} {extra or dict(k.labels)} appeared"))
-        elif name.endswith("_total"):
+        elif name.endswith("_total") or _OTHER_COUNTERS.match(name):
             cat = next((c for c in _CATEGORICAL if k.label(c) is not None), "")
             group = tuple(p for p in k.labels if p[0] != cat)
             counters[(name, group)].append((cat, k.label(cat) or "", i))

@@ -306,8 +306,11 @@ Direction = Literal["up", "down", "both"]
 class Anomaly:
     """A series that left its baseline: when (``onset``, ``peak`` unix s) and how much.
 
-    ``score`` is the robust deviation (baseline scale units, >= 0). ``baseline`` and
-    ``observed`` are in the series' own unit (e.g. seconds for a latency quantile).
+    ``score`` is the detector's raw score (for deviation detectors: baseline scale units,
+    >= 0). ``level`` is that score calibrated against the series' own baseline to [0, 1]
+    (NaN when not calibrated); ``rca.detect.LEVEL`` is the default flag threshold.
+    ``baseline`` and ``observed`` are in the series' own unit (e.g. seconds for a latency
+    quantile).
     """
 
     entity: EntityId
@@ -320,6 +323,7 @@ class Anomaly:
     detector: str
     baseline: float = float("nan")
     observed: float = float("nan")
+    level: float = float("nan")
 
 
 EvidenceStatus = Literal["ok", "anomalous", "no_data"]

@@ -5,7 +5,6 @@ what had no data.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ from rca.types import EntityId, Evidence, entity_kind
 if TYPE_CHECKING:
     from rca.protocols import RankContext
 
-__all__ = ["EXPECTED_FAMILIES", "build_evidence", "log_template"]
+__all__ = ["EXPECTED_FAMILIES", "build_evidence", "log_templates"]
 
 MAX_METRIC_EVIDENCE = 6
 EXPECTED_FAMILIES = {
@@ -32,20 +31,14 @@ EXPECTED_FAMILIES = {
     "tool": ("latency", "errors"),
     "node": ("cpu", "memory"),
 }
-_MASKS = (
-    (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<HEX>"),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<HEX>"),
-    (re.compile(r"\b\d+(\.\d+)?\.\d+\.\d+(:\d+)?\b"), "<IP>"),
-    (re.compile(r"[-+]?\b\d+(\.\d+)?(ms|s|%)?\b"), "<NUM>"),
-)
+def log_templates(ctx: RankContext) -> tuple[str, ...]:
+    """The template of every log line of the snapshot (Drain3 via ``LogTemplateMiner``); mined
+    here only when the engine did not already put them in the context."""
+    if len(ctx.log_templates) == len(ctx.snapshot.logs):
+        return ctx.log_templates
+    from models.log_templates import LogTemplateMiner
 
-
-def log_template(body: str) -> str:
-    """A crude template: numbers, ids and addresses masked (Drain3 mining comes later)."""
-    t = body.strip().splitlines()[0] if body.strip() else body
-    for rx, rep in _MASKS:
-        t = rx.sub(rep, t)
-    return t[:200]
+    return tuple(LogTemplateMiner().fit_transform([r.body for r in ctx.snapshot.logs]))
 
 
 def _hhmm(ts: int) -> str:
@@ -119,15 +112,15 @@ def _log_evidence(ents: set[EntityId], ctx: RankContext) -> tuple[list[Evidence]
     counts_i: Counter[str] = Counter()
     examples: dict[str, list] = defaultdict(list)
     seen = False
-    for rec in ctx.snapshot.logs:
+    templates = log_templates(ctx)
+    for rec, tpl in zip(ctx.snapshot.logs, templates, strict=True):
         if rec.entity not in ents:
             continue
         seen = True
         t = rec.ts_ns // 1_000_000_000
         if base.start <= t <= base.end:
-            counts_b[log_template(rec.body)] += 1
+            counts_b[tpl] += 1
         elif inc.start <= t <= inc.end:
-            tpl = log_template(rec.body)
             counts_i[tpl] += 1
             if len(examples[tpl]) < 3:
                 examples[tpl].append(rec)

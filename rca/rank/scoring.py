@@ -45,7 +45,7 @@ class SeriesScores:
     before_vanishing: np.ndarray | None = None  # [N] score from the samples that were there
 
 
-def _rolling_median(a: np.ndarray, k: int = 3) -> np.ndarray:
+def rolling_median(a: np.ndarray, k: int = 3) -> np.ndarray:
     if a.shape[1] < k:
         return a
     pad = np.concatenate([np.full((a.shape[0], k - 1), np.nan), a], axis=1)
@@ -119,8 +119,8 @@ def score_series(signals: Signals, baseline: Window, incident: Window,
         sustained = moved.sum(axis=1) / np.maximum(present.sum(axis=1), 1) >= 0.3
         level = np.where(sustained, NOVEL_SCORE, THRESHOLD * 0.75)[:, None]
         raw_i = np.where(degenerate[:, None] & moved, level, raw_i)
-    s_i = _rolling_median(raw_i)
-    s_b = _rolling_median(raw_b)
+    s_i = rolling_median(raw_i)
+    s_b = rolling_median(raw_b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         normal_extreme = np.nanquantile(s_b, 0.98, axis=1) if s_b.shape[1] else np.full(n, np.nan)

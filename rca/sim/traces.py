@@ -16,7 +16,9 @@ import numpy as np
 from rca.sim.faults_svc import TRACEBACK
 from rca.sim.latent import Comp, Latent
 from rca.sim.logs import pod_log
+from rca.sim.outputs import output_messages
 from rca.sim.services import TOOLS
+from rca.sim.serving import BASE_LENGTH_SHARE
 from rca.sim.topology import NAMESPACE, Pod
 from rca.sim.workload import STEP, rng_for
 from rca.types import LogRecord, Span
@@ -238,6 +240,7 @@ def _llm_call(lat: Latent, rng: np.random.Generator, k: int, i: int) -> dict[str
     prompt = int(min(rng.lognormal(np.log(pc.median[k, i]), pc.sigma), spec.max_model_len - spec.max_tokens))
     gw = np.array([float(c.weight[k, i]) for c in llm.gen])
     gc = llm.gen[int(rng.choice(len(gw), p=gw / gw.sum()))]
+    length_share = sum(w for w, c in zip(gw, llm.gen, strict=True) if c.tag == "length") / gw.sum()
     if gc.tag == "length":
         gen, reason = spec.max_tokens, "length"
     else:
@@ -252,7 +255,9 @@ def _llm_call(lat: Latent, rng: np.random.Generator, k: int, i: int) -> dict[str
         gen = int(gen * rng.uniform(0, 0.5))
     return {"k": k, "pod": pod, "model": spec.name, "error": error, "prompt": max(prompt, 1), "gen": max(gen, 1),
             "reason": reason, "queue": queue, "ttft": ttft, "e2e": ttft + gen * tpot,
-            "max_tokens": spec.max_tokens}
+            "max_tokens": spec.max_tokens,
+            "output": output_messages([k, i, prompt, gen], reason,
+                                      max(length_share - BASE_LENGTH_SHARE, 0.0) / max(length_share, 1e-9))}
 
 
 def _llm_spans(tr: _Trace, pods: dict[str, Pod], parent: str, call: dict[str, Any], cursor: int,
@@ -281,6 +286,8 @@ def _llm_spans(tr: _Trace, pods: dict[str, Pod], parent: str, call: dict[str, An
         chat.update({"gen_ai.request.max_tokens": call["max_tokens"], "gen_ai.usage.input_tokens": call["prompt"],
                      "gen_ai.usage.output_tokens": call["gen"], "gen_ai.response.model": model,
                      "gen_ai.response.finish_reasons": [call["reason"]]})
+        if call["output"] is not None:
+            chat["gen_ai.output.messages"] = call["output"]
     csid = tr.add(rsid, router, "llm-router", f"chat {model}", "client", c0, c1, chat, err)
     if err == "503":
         logs.append(pod_log(c1, router, "ERROR",
