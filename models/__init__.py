@@ -44,8 +44,9 @@ THRESHOLDERS = {
     "calibrated": CalibratedThreshold,
 }
 
-__all__ = ["DETECTORS", "THRESHOLDERS", "BOCPDDetector", "CUSUMDetector", "CalibratedThreshold", "EWMAResidual",
-           "HoltWintersResidual", "SeasonalDeviation", "DropToZero", "FixedThreshold", "LoadAdjustedLatency",
-           "NSigmaDeviation", "QuantileShift", "QuantileThreshold", "RobustDeviation", "SaturationLevel", "TailShift", "Vanished",
-           "XidEvents", "DistributionDrift",
-           "IsolationForestScore", "LOFScore", "PCAReconstruction", "RobustPCAEnsemble", "StreamingNAB"]
+__all__ = ["DETECTORS", "THRESHOLDERS", "BOCPDDetector", "CUSUMDetector", "CalibratedThreshold",
+           "DistributionDrift", "DropToZero", "EWMAResidual", "FixedThreshold", "HoltWintersResidual",
+           "IsolationForestScore", "LOFScore", "LoadAdjustedLatency", "NSigmaDeviation",
+           "PCAReconstruction", "QuantileShift", "QuantileThreshold", "RobustDeviation",
+           "RobustPCAEnsemble", "SaturationLevel", "SeasonalDeviation", "StreamingNAB", "TailShift",
+           "Vanished", "XidEvents"]

@@ -29,6 +29,8 @@ alone is useless: with constant hazard it always equals the hazard.)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
@@ -111,7 +113,9 @@ class CUSUMDetector(_Standardizing):
         Z = self._z(X)
         self.lr_scale_ = np.ones(X.shape[0], dtype=X.dtype)
         if self.long_run and X.shape[1] > 2:
-            C = Z - np.nanmean(Z, axis=1, keepdims=True) if X.shape[0] else Z
+            with warnings.catch_warnings():  # an all-NaN row has no mean: it stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                C = Z - np.nanmean(Z, axis=1, keepdims=True) if X.shape[0] else Z
             with np.errstate(invalid="ignore", divide="ignore"):
                 phi = np.nansum(C[:, 1:] * C[:, :-1], axis=1) / np.nansum(C * C, axis=1)
             phi = np.clip(np.nan_to_num(phi), 0.0, 0.9)

@@ -214,7 +214,7 @@ def calibrate(scores_b: np.ndarray, scores_i: np.ndarray) -> np.ndarray:
     0.99 means "a clean series would reach this in about 1 window of 100"."""
     from models.thresholds import CalibratedThreshold
 
-    cal = CalibratedThreshold(min_tail_scale=0.25).fit(scores_b)  # z units, as FleetScanner
+    cal = CalibratedThreshold(min_tail_scale=0.4).fit(scores_b)  # z units, as FleetScanner
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         p = cal.tail_probability(np.where(np.isnan(scores_i), -np.inf, scores_i))
