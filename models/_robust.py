@@ -14,23 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from rca.errors import BadInput
+from models.base import as_matrix
 
 __all__ = ["as_float_matrix", "ffill_rows", "nan_quantiles", "quantum", "robust_center_scale",
            "sorted_quantiles"]
 
 
 def as_float_matrix(X: Any, name: str = "X") -> np.ndarray:
-    """Like ``models.base.as_matrix`` but keeps float32 (a 1-D input is one series)."""
-    a = np.asarray(X)
-    if a.dtype != np.float32:
-        a = a.astype(np.float64, copy=False)
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.ndim != 2:
-        raise BadInput(f"expected a 2-D matrix [series, time], got {a.ndim}-D", field=name,
-                       fix="pass values shaped (n_series, n_time)")
-    return a
+    """``models.base.as_matrix`` that keeps float32."""
+    return as_matrix(X, name, keep_float32=True)
 
 
 def sorted_quantiles(S: np.ndarray, count: np.ndarray, qs: Sequence[float]) -> np.ndarray:

@@ -12,9 +12,12 @@ from rca.errors import BadInput
 __all__ = ["BaseDetector", "as_matrix"]
 
 
-def as_matrix(X: Any, name: str = "X") -> np.ndarray:
-    """``X`` as a 2-D float64 array ``[n_series, n_time]`` (a 1-D input is one series)."""
-    a = np.asarray(X, dtype=np.float64)
+def as_matrix(X: Any, name: str = "X", keep_float32: bool = False) -> np.ndarray:
+    """``X`` as a 2-D float64 array ``[n_series, n_time]`` (a 1-D input is one series);
+    ``keep_float32`` leaves float32 input as it is (the fleet scanner works in float32)."""
+    a = np.asarray(X)
+    if not (keep_float32 and a.dtype == np.float32):
+        a = a.astype(np.float64, copy=False)
     if a.ndim == 1:
         a = a[None, :]
     if a.ndim != 2:

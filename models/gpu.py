@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from models._robust import ffill_rows
 from models.base import BaseDetector, as_matrix
 
 __all__ = ["XID_SEVERITY", "DropToZero", "SaturationLevel", "XidEvents", "xid_severity"]
@@ -62,7 +63,7 @@ class XidEvents(BaseDetector):
         self._check_fitted(X, "baseline_code_")
         held = self.baseline_code_[:, None]
         # forward-fill so a gap does not end an event; an event = held value differs from baseline
-        filled = _ffill(X, self.baseline_code_)
+        filled = ffill_rows(X, self.baseline_code_)
         score = np.where(filled != held, xid_severity(filled), 0.0)
         return np.where(np.isnan(X), np.nan, score)
 
@@ -111,12 +112,4 @@ class DropToZero(BaseDetector):
         flowing = (self.median_ > 0)[:, None]
         out = np.where(flowing & (self.frac * self.median_[:, None] > X), 1.0, 0.0)
         return np.where(np.isnan(X), np.nan, out)
-
-
-def _ffill(X: np.ndarray, start: np.ndarray) -> np.ndarray:
-    """Forward-fill NaNs along time, seeding each row with ``start``."""
-    Y = np.concatenate([start[:, None], X], axis=1)
-    idx = np.where(~np.isnan(Y), np.arange(Y.shape[1])[None, :], 0)
-    np.maximum.accumulate(idx, axis=1, out=idx)
-    return np.take_along_axis(Y, idx, axis=1)[:, 1:]
 

@@ -33,6 +33,7 @@ from models.gpu import DropToZero, SaturationLevel, XidEvents
 from models.latency import QuantileShift, TailShift
 from models.llm import LOOP_THRESHOLD, LoadAdjustedLatency, repetition_scores
 from models.presence import Vanished
+from models.scan import missing_run_length
 from rca.catalog import classify
 from rca.entities import entity_of_series
 from rca.signals import Signals
@@ -249,8 +250,7 @@ def _runs(level: np.ndarray, ts: np.ndarray, flag_at: float) -> tuple[np.ndarray
 
 
 def _anomalies(signals: Signals, rows: np.ndarray, level: np.ndarray, raw: np.ndarray, X_b: np.ndarray,
-               X_i: np.ndarray, ts: np.ndarray, kinds: Sequence[str], detector: Sequence[str],
-               min_level: float) -> list[Anomaly]:
+               X_i: np.ndarray, ts: np.ndarray, rule: Rule, min_level: float) -> list[Anomaly]:
     lv = np.nan_to_num(level, nan=0.0)
     top = lv.max(axis=1) if lv.shape[1] else np.zeros(len(rows))
     onset, peak = _runs(level, ts, LEVEL)
@@ -263,9 +263,9 @@ def _anomalies(signals: Signals, rows: np.ndarray, level: np.ndarray, raw: np.nd
         observed = float(X_i[n, pidx[n]]) if X_i.shape[1] else float("nan")
         direction = "up" if not np.isfinite(base_med[n]) or observed >= base_med[n] else "down"
         out.append(Anomaly(entity=signals.entities[rows[n]], series=signals.frame.keys[rows[n]],
-                           kind=kinds[n], onset=int(onset[n]), peak=int(peak[n]),
+                           kind=_kind(rule, direction), onset=int(onset[n]), peak=int(peak[n]),
                            score=float(np.nan_to_num(raw[n, pidx[n]])), direction=direction,
-                           detector=detector[n], baseline=float(base_med[n]), observed=observed,
+                           detector=rule.kind, baseline=float(base_med[n]), observed=observed,
                            level=float(top[n])))
     return out
 
@@ -302,9 +302,8 @@ def _missing_exporters(snapshot: Snapshot, aliases: dict, bcols: np.ndarray, ico
     if not len(raw) or not icols.any():
         return []
     X_b, X_i = raw.values[:, bcols], raw.values[:, icols]
-    gone = Vanished().fit(X_b).anomaly_score(X_i)
-    gone = np.nan_to_num(gone, nan=0.0)
-    tail_run = np.cumprod(gone[:, ::-1], axis=1).sum(axis=1)  # trailing missing samples
+    gone = np.nan_to_num(Vanished().fit(X_b).anomaly_score(X_i), nan=0.0)
+    tail_run = missing_run_length(gone)[:, -1]  # trailing missing samples
     ts = raw.timestamps[icols]
     per_entity: dict[str, list[int]] = {}
     present = (~np.isnan(X_b)).mean(axis=1) >= 0.8 if X_b.shape[1] else np.zeros(len(raw), bool)
@@ -447,8 +446,7 @@ def _drift(snapshot: Snapshot, baseline: Window, incident: Window) -> tuple[Any,
     return tuple(f for f in drift_report(base_f, cur_f) if f.severity in ("moderate", "significant"))
 
 
-def _log_findings(snapshot: Snapshot, baseline: Window, incident: Window,
-                  templates: Sequence[str] | None) -> tuple[Any, ...]:
+def _log_findings(snapshot: Snapshot, baseline: Window, incident: Window) -> tuple[Any, ...]:
     from models.log_anomaly import score_log_templates
 
     if not snapshot.logs:
@@ -513,9 +511,8 @@ def detect(signals: Signals, snapshot: Snapshot, baseline: Window, incident: Win
         if cal:  # an anomaly must persist: the median of 3 samples, on both windows alike
             sb, si = _persist(sb), _persist(si)
         level = calibrate(sb, si) if cal else natural_level(si, rule.flag_at)
-        anoms = _anomalies(signals, rows, level, si, X_b, X_i, ts_i, [rule.kind] * len(rows),
-                           [rule.kind] * len(rows), min_level)
-        found.extend(_with_kind(a, _kind(rule, a.direction)) for a in anoms if not cal or meaningful(a))
+        anoms = _anomalies(signals, rows, level, si, X_b, X_i, ts_i, rule, min_level)
+        found.extend(a for a in anoms if not cal or meaningful(a))
     aliases = aliases_from_inventory(snapshot.inventory)
     found.extend(_missing_exporters(snapshot, aliases, (snapshot.metrics.timestamps >= baseline.start)
                                     & (snapshot.metrics.timestamps <= baseline.end),
@@ -525,10 +522,5 @@ def detect(signals: Signals, snapshot: Snapshot, baseline: Window, incident: Win
     found = [a for a in found if a.level >= min_level]
     found.sort(key=lambda a: (-a.level, -a.score, a.onset))
     return Detection(anomalies=tuple(found), drift=_drift(snapshot, baseline, incident),
-                     logs=_log_findings(snapshot, baseline, incident, None), series_scanned=len(F))
+                     logs=_log_findings(snapshot, baseline, incident), series_scanned=len(F))
 
-
-def _with_kind(a: Anomaly, kind: str) -> Anomaly:
-    from dataclasses import replace
-
-    return replace(a, kind=kind)
