@@ -35,7 +35,8 @@ def _windows(case: Case, detect_time: bool) -> tuple[Window, Window]:
 def rank_loaded_case(case: Case, detect_time: bool = False) -> Incident:
     base, inc = _windows(case, detect_time)
     engine = build_engine(Settings(max_hypotheses=10))
-    return engine.analyze(AnalysisRequest(window=inc, baseline=base, signal="latency", statistic="p99"),
+    return engine.analyze(AnalysisRequest(window=inc, baseline=base, signal="latency", statistic="p99",
+                                          params={"rank_all": True, "categories": "microservice"}),
                           snapshot=case.snapshot)
 
 
@@ -51,12 +52,28 @@ def rank_case(path: str | Path, detect_time: bool = False) -> dict[str, Any]:
     return {"case": str(path), "ranks": ranks, "label": case.label or None}
 
 
-def bench_rankers() -> dict[str, Callable[[Case], list[str]]]:
-    """Ours beside the reference baselines, all as ``case -> ranked service names``."""
+def with_detected_time(case: Case) -> Case:
+    """The case with ``inject_time`` replaced by the detected onset (``--detect-time``)."""
+    from dataclasses import replace
+
+    from rca.onset import detect_onset
+
+    return replace(case, inject_time=detect_onset(case.snapshot.metrics))
+
+
+def bench_rankers(detect_time: bool = False) -> dict[str, Callable[[Case], list[str]]]:
+    """Ours beside the reference baselines, all as ``case -> ranked service names``. With
+    ``detect_time`` every ranker is given the detected onset instead of ``inject_time.txt``."""
     from rca.bench.baselines import baro_rank, nsigma_rank, random_rank
 
-    def ours(case: Case) -> list[str]:
-        return [entity_name(h.root) for h in rank_loaded_case(case).hypotheses]
+    def ours(case: Case) -> list[tuple[str, float, str]]:
+        return [(entity_name(h.root), h.score, h.category) for h in rank_loaded_case(case).hypotheses]
+
+    if detect_time:
+        rankers = {"rca": ours, "baro": lambda c: [s for s, _, _ in baro_rank(c)],
+                   "nsigma": lambda c: [s for s, _, _ in nsigma_rank(c)],
+                   "random": lambda c: [s for s, _, _ in random_rank(c, 0)]}
+        return {k: (lambda c, f=f: f(with_detected_time(c))) for k, f in rankers.items()}
 
     return {
         "rca": ours,

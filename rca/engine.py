@@ -26,6 +26,7 @@ from rca.graph import DependencyGraph
 from rca.graph.builders import build_graph
 from rca.protocols import Connector, RankContext, Ranker, Store
 from rca.rank.categories import describe
+from rca.rank.sources import with_source_signals
 from rca.signals import Signals, derive
 from rca.types import (
     EntityId,
@@ -169,6 +170,8 @@ class Engine:
         symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope)
         detection = detect(signals, snap, base, inc) if self.detect_anomalies else None
         templates = tuple(LogTemplateMiner().fit_transform([r.body for r in snap.logs])) if snap.logs else ()
+        # logs and traces join the metrics as signals: one scorer, multi-source agreement
+        signals = with_source_signals(signals, snap.logs, templates, snap.spans, base, aliases)
         ctx = RankContext(snapshot=snap, signals=signals.frame, signal_entities=signals.entities,
                           anomalies=detection.anomalies if detection else (), graph=graph, baseline=base,
                           incident=inc, symptom=symptom, changes=signals.changes,

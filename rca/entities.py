@@ -4,7 +4,9 @@ Rules, first match wins (labels as Prometheus stores them; see the telemetry ref
 
 1. ``DCGM_*`` series -> ``gpu:<Hostname|hostname>/<gpu>`` (``gpu:<UUID>`` without a host).
 2. a ``pod`` label (vLLM, container, application series) -> ``pod:<pod>``.
-3. ``node_*`` / ``kube_node_*`` series -> ``node:<node|instance>``.
+3. ``node_*`` / ``kube_node_*`` series -> ``node:<node|instance>``; without either label but
+   with a ``service`` one (a case-folder column ``frontend_node_cpu_usage_rate_pct``: the node
+   that hosts the service) it stays with the service.
 4. ``service`` / ``job`` / ``app`` label -> the alias from the inventory when one is declared
    (``db:vector-db`` for ``service="vector-db"``), else ``service:<name>``.
 5. otherwise the metric name's first ``_``-free token as a service (case-folder columns
@@ -44,7 +46,8 @@ def entity_of_series(key: SeriesKey, aliases: Mapping[str, EntityId] | None = No
         return f"gpu:{labels.get('UUID') or labels.get('uuid') or gpu or 'unknown'}"
     if labels.get("pod"):
         return f"pod:{labels['pod']}"
-    if key.name.startswith(("node_", "kube_node_")):
+    if key.name.startswith(("node_", "kube_node_")) and (
+            labels.get("node") or labels.get("instance") or not labels.get("service")):
         node = labels.get("node") or labels.get("instance", "unknown").split(":")[0]
         return f"node:{node}"
     for lab in ("service", "job", "app"):

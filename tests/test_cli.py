@@ -55,7 +55,7 @@ def test_rank_json_on_a_case(tmp_path):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["ranks"][0]["service"] == "redis"
-    assert out["ranks"][0]["category"] == "resource_cpu"
+    assert out["ranks"][0]["category"] == "cpu"  # the microservice vocabulary for case folders
     assert {"service", "score", "metric", "category", "evidence"} <= set(out["ranks"][0])
 
 

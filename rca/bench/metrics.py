@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from rca.errors import BadInput
 
-__all__ = ["KS", "METRIC_NAMES", "ac_at_k", "aggregate", "avg_at_5", "case_scores", "chance_ac_at_k"]
+__all__ = ["KS", "METRIC_NAMES", "MICROSERVICE_CATEGORIES", "ac_at_k", "aggregate", "avg_at_5", "canonical_fault",
+           "case_scores", "chance_ac_at_k"]
 
 KS = (1, 2, 3, 4, 5)
 METRIC_NAMES = ("AC@1", "AC@2", "AC@3", "AC@4", "AC@5", "Avg@5")
@@ -61,3 +62,29 @@ def chance_ac_at_k(n_candidates: int, n_truths: int, k: int) -> float:
         return 0.0
     kk = min(k, n_candidates)
     return kk * n_truths / n_candidates / min(k, n_truths)
+
+
+from rca.rank.categories import MICROSERVICE_CATEGORIES  # noqa: E402  (one vocabulary, defined by the ranker)
+
+# fault words used by public benchmarks and chaos tools -> the category vocabulary above
+_FAULT_WORDS = (
+    ("network_loss", ("loss", "packet_loss", "drop")),
+    ("network_delay", ("delay", "latency", "network_delay", "slow")),
+    ("socket", ("socket", "sockets", "connection", "port")),
+    ("disk", ("disk", "io", "fs", "filesystem")),
+    ("memory", ("mem", "memory", "oom", "leak")),
+    ("cpu", ("cpu", "contention", "consumed", "hog", "stress")),
+    ("code_error", ("exception", "return", "code", "error", "f1", "f2", "f3", "f4", "f5", "bug")),
+)
+
+
+def canonical_fault(label: str | None) -> str | None:
+    """The category a case's ``fault`` label names (``cpu_contention`` -> ``cpu``,
+    ``delay`` -> ``network_delay``, ``exception`` -> ``code_error``), ``None`` when unknown."""
+    if not label:
+        return None
+    words = set(str(label).lower().replace("-", "_").split("_")) | {str(label).lower()}
+    for cat, keys in _FAULT_WORDS:
+        if words & set(keys):
+            return cat
+    return None

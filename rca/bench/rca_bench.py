@@ -19,13 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from connectors.files import Case, iter_cases, read_case
-from rca.bench.metrics import METRIC_NAMES, aggregate, case_scores
+from rca.bench.metrics import METRIC_NAMES, MICROSERVICE_CATEGORIES, aggregate, canonical_fault, case_scores
 from rca.errors import RcaError
 from rca.types import ENTITY_KINDS
 
-__all__ = ["BenchResult", "CaseResult", "render_table", "run_rca_bench"]
+__all__ = ["BenchResult", "CaseResult", "render_fault_table", "render_table", "run_rca_bench"]
 
 RankerFn = Callable[[Case], Sequence[Any]]
+CATEGORIES = MICROSERVICE_CATEGORIES | {"unknown"}
 _ZERO = dict.fromkeys(METRIC_NAMES, 0.0)
 
 
@@ -36,8 +37,10 @@ class CaseResult:
     folder: str
     case: str
     truths: list[str]
+    fault: str = ""
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     top5: dict[str, list[str]] = field(default_factory=dict)
+    category: dict[str, str] = field(default_factory=dict)  # top-1 category, rankers that give one
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -57,12 +60,38 @@ class BenchResult:
             for r in self.rankers:
                 agg = aggregate(c.scores.get(r, _ZERO) for c in rows)
                 agg["errors"] = sum(r in c.errors for c in rows)
+                known = [c for c in rows if canonical_fault(c.fault) and r in c.category]
+                if known:  # category of the top hypothesis vs the label's fault type
+                    agg["category@1"] = sum(c.category[r] == canonical_fault(c.fault) for c in known) / len(known)
                 agg["seconds"] = round(sum(c.seconds.get(r, 0.0) for c in rows), 3)
                 out[folder][r] = agg
         return out
 
+    def by_fault(self) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+        """``{folder: {fault: {ranker: {...}}}}``: the summary split by the label's fault type."""
+        out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+        for folder in self.folders:
+            rows = [c for c in self.cases if c.folder == folder]
+            for fault in sorted({c.fault for c in rows}):
+                sub = [c for c in rows if c.fault == fault]
+                out.setdefault(folder, {})[fault] = {
+                    r: aggregate(c.scores.get(r, _ZERO) for c in sub) for r in self.rankers}
+        return out
+
+    def overall(self) -> dict[str, dict[str, float]]:
+        """Mean over folders (each set weighs the same), per ranker."""
+        summ = self.summary()
+        out = {}
+        for r in self.rankers:
+            per = [summ[f][r] for f in self.folders if summ[f][r]["cases"]]
+            out[r] = {m: sum(p[m] for p in per) / len(per) if per else 0.0 for m in METRIC_NAMES}
+            out[r]["mean_seconds_per_case"] = (sum(p["seconds"] for p in per)
+                                               / max(sum(p["cases"] for p in per), 1))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"folders": self.folders, "rankers": self.rankers, "summary": self.summary(),
+                "overall": self.overall(), "by_fault": self.by_fault(),
                 "cases": [vars(c) for c in self.cases]}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -108,12 +137,15 @@ def _run_case(folder: str, rel: str, path: Path, rankers: Mapping[str, RankerFn]
         for name in rankers:
             res.scores[name], res.errors[name] = dict(_ZERO), f"case: {e}"
         return res
-    res = CaseResult(folder, rel, truths)
+    res = CaseResult(folder, rel, truths, str(case.label.get("fault") or ""))
     for name, fn in rankers.items():
         t0 = time.perf_counter()
         try:
-            ranked = _names(fn(case))
+            raw = list(fn(case))
+            ranked = _names(raw)
             res.scores[name] = case_scores(ranked, truths)
+            if raw and isinstance(raw[0], tuple | list) and len(raw[0]) >= 3 and raw[0][2] in CATEGORIES:
+                res.category[name] = str(raw[0][2])
             res.top5[name] = ranked[:5]
         except Exception as e:  # a broken ranker scores 0 here; the bench goes on
             res.scores[name], res.errors[name] = dict(_ZERO), f"{type(e).__name__}: {e}"
@@ -124,7 +156,7 @@ def _run_case(folder: str, rel: str, path: Path, rankers: Mapping[str, RankerFn]
 def render_table(result: BenchResult) -> Table:
     """One row per folder and ranker: cases, AC@1, AC@3, AC@5, Avg@5, errors."""
     table = Table(title="rca bench — root-cause ranking")
-    for col in ("set", "ranker", "cases", "AC@1", "AC@3", "AC@5", "Avg@5", "errors"):
+    for col in ("set", "ranker", "cases", "AC@1", "AC@3", "AC@5", "Avg@5", "s/case", "errors"):
         table.add_column(col, justify="left" if col in ("set", "ranker") else "right")
     names = [Path(f).name or f for f in result.folders]
     show = dict(zip(result.folders, names if len(set(names)) == len(names) else result.folders, strict=True))
@@ -132,6 +164,24 @@ def render_table(result: BenchResult) -> Table:
         for i, (ranker, s) in enumerate(per.items()):
             table.add_row(show[folder] if i == 0 else "", ranker, str(int(s["cases"])),
                           *(f"{s[m]:.2f}" for m in ("AC@1", "AC@3", "AC@5", "Avg@5")),
+                          f"{s['seconds'] / max(s['cases'], 1):.3f}",
                           str(int(s["errors"])) if s["errors"] else "",
                           end_section=i == len(per) - 1)
+    return table
+
+
+def render_fault_table(result: BenchResult) -> Table:
+    """AC@1 and Avg@5 per set and fault type, one column pair per ranker."""
+    table = Table(title="per fault type — AC@1 / Avg@5")
+    table.add_column("set")
+    table.add_column("fault")
+    table.add_column("cases", justify="right")
+    for r in result.rankers:
+        table.add_column(r, justify="right")
+    for folder, faults in result.by_fault().items():
+        for i, (fault, per) in enumerate(faults.items()):
+            n = int(next(iter(per.values()))["cases"]) if per else 0
+            table.add_row(Path(folder).name if i == 0 else "", fault or "?", str(n),
+                          *(f"{per[r]['AC@1']:.2f} / {per[r]['Avg@5']:.2f}" for r in result.rankers),
+                          end_section=i == len(faults) - 1)
     return table

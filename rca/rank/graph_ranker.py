@@ -63,6 +63,20 @@ def _dependents(graph: DependencyGraph, e: EntityId) -> list[EntityId]:
     return [u for u in graph.dependents(e) if graph.g[u][e].get("relation") != "member_of"]
 
 
+def _latency_rise(sig: Signals, scores) -> dict[EntityId, tuple[float, str]]:
+    """Per entity: the largest absolute rise (observed peak - baseline median) among its
+    significant latency series, with their unit."""
+    out: dict[EntityId, tuple[float, str]] = {}
+    for r, ent in enumerate(sig.entities):
+        info = scores.infos[r]
+        if info.family != "latency" or scores.score[r] < THRESHOLD:
+            continue
+        rise = float(scores.observed[r] - scores.baseline[r])
+        if math.isfinite(rise) and rise > out.get(ent, (0.0, ""))[0]:
+            out[ent] = (rise, info.unit)
+    return out
+
+
 class GraphRanker:
     name = "graph"
 
@@ -148,6 +162,16 @@ class GraphRanker:
                     return u
             return None
 
+        lat_rise = _latency_rise(sig, scores)
+
+        def too_small_to_explain(d: EntityId, e: EntityId) -> bool:
+            """A callee whose latency rose by 1 ms cannot explain a caller that got 1 s slower
+            (the latency budget): compared only when both have latency series in one unit."""
+            de, dd = lat_rise.get(e), lat_rise.get(d)
+            if not de or not dd or de[1] != dd[1] or de[0] <= 0:
+                return False
+            return dd[0] < 0.2 * de[0]
+
         def explains_back(d: EntityId, e: EntityId) -> bool:
             x, seen = explained_by.get(d), set()
             while x is not None and x not in seen:
@@ -192,9 +216,17 @@ class GraphRanker:
                     d_es = look(d)
                     if not d_es or not started_before(d_es, es) or explains_back(d, e):
                         continue
-                    # a slightly busier host does not explain a hundredfold slowdown
-                    if entity_kind(d) in SHARED_KINDS and not {"down", "fault"} & set(d_es.roles) \
+                    # a slightly busier host (or a slightly odd dependency) does not explain a
+                    # hundredfold slowdown
+                    if not {"down", "fault"} & set(d_es.roles) \
                             and math.log1p(d_es.score) < 0.5 * math.log1p(es.score):
+                        continue
+                    top_role = max(es.roles, key=es.roles.get)
+                    if top_role == "latency" and "down" not in d_es.roles and too_small_to_explain(d, e):
+                        continue
+                    # failing requests are explained by a dependency that fails (or is gone),
+                    # not by one that is merely busier or a little slower
+                    if top_role == "errors" and not {"errors", "down", "fault"} & set(d_es.roles):
                         continue
                     by = d
                     break
@@ -268,6 +300,22 @@ class GraphRanker:
                 seen.add(nxt)
                 x = nxt
 
+        sym = context.symptom
+        sym_rise = (float(sym.observed - sym.baseline), sym.unit) if sym is not None and sym.series is not None \
+            and math.isfinite(sym.observed - sym.baseline) else None
+
+        def es_of(e: EntityId) -> EntityScore:
+            return candidates.get(e) or anomalous.get(e) or agg[e]
+
+        def cannot_carry_symptom(e: EntityId, es: EntityScore) -> bool:
+            """Only slower: an entity whose anomaly is its latency, risen by a tenth of the
+            symptom's rise (same unit), cannot be what made the symptom slow."""
+            if sym_rise is None or sym_rise[0] <= 0 or not es.roles or max(es.roles, key=es.roles.get) != "latency":
+                return False
+            mine = max((lat_rise[m] for m in members_in.get(e, [e]) + [e] if m in lat_rise),
+                       key=lambda x: x[0], default=None)
+            return mine is not None and mine[1] == sym_rise[1] and mine[0] < 0.1 * sym_rise[0]
+
         # order: deviation; an explained entity never outranks what explains it
         compressed = {e: es.score for e, es in candidates.items()}
         for g, es in agg.items():
@@ -280,9 +328,18 @@ class GraphRanker:
             if explained_by.get(e) is not None:
                 r = chain_root(e)
                 f = min(f * EXPLAINED_PENALTY, 0.9 * compressed.get(r, f)) if r != e else f * EXPLAINED_PENALTY
-            if relevant and e not in relevant and e not in shared_explainer:
+            if relevant and e not in relevant and e not in shared_explainer or e != symptom and cannot_carry_symptom(e, es_of(e)):
                 f *= UNRELATED_PENALTY
             final.append((f, e))
+        if context.params.get("rank_all"):
+            # a full order for benchmarks: entities below threshold follow every anomalous one
+            taken = set(candidates) | absorbed
+            floor = min((f for f, _ in final), default=THRESHOLD)
+            for e, es in ents.items():
+                if e not in taken:
+                    candidates[e] = es
+                    members_in[e] = [e]
+                    final.append((floor * es.score / (es.score + THRESHOLD), e))
         final.sort(key=lambda x: (-x[0], x[1]))
 
         out: list[Hypothesis] = []
@@ -299,7 +356,7 @@ class GraphRanker:
                     obs[fam] = max(obs.get(fam, float("-inf")), float(v))
             facts = Facts(e, es.families, es.roles, obs, change_near(e, es.onset) or any(
                 change_near(m, es.onset) for m in members_in[e]), e in shared_explainer)
-            category = categorize(facts)
+            category = categorize(facts, context.params.get("categories", "fleet"))
             other = top[0][0] if rank_i else second
             agreement = 3.0 * min(3, max(0, len(es.families) - 1))
             strength = 1.0 - math.exp(-max(0.0, es.score + agreement - THRESHOLD) / 6.0)

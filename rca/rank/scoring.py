@@ -24,7 +24,8 @@ from rca.catalog import SignalInfo, classify
 from rca.signals import Signals
 from rca.types import Anomaly, EntityId, Window
 
-__all__ = ["THRESHOLD", "VANISHED_SCORE", "EntityScore", "SeriesScores", "score_series", "entity_scores"]
+__all__ = ["THRESHOLD", "VANISHED_SCORE", "EntityScore", "SeriesScores", "clean_baseline", "entity_scores",
+           "score_series"]
 
 THRESHOLD = 4.0
 VANISHED_SCORE = 8.0
@@ -74,11 +75,38 @@ def _borrow_peer_baselines(det: RobustDeviation, X_b: np.ndarray, peers: list | 
             det.scale_[i] = float(np.max(det.scale_[rows]))
 
 
+def clean_baseline(X_b: np.ndarray, z: float = 4.0, min_keep: float = 0.6) -> np.ndarray:
+    """Mask of the baseline samples to keep: drop those where an unusual share of the series
+    deviate *together* — an earlier incident inside the baseline window. Its samples would
+    otherwise widen every range and spread and mask the incident being analysed. Robust
+    statistics already shrug off a few odd samples per series; this removes the fleet-wide
+    ones. Keeps everything when the baseline is short or the cleaning would drop too much."""
+    T = X_b.shape[1]
+    keep = np.ones(T, dtype=bool)
+    if T < 8 or X_b.shape[0] < 3:
+        return keep
+    det = RobustDeviation().fit(X_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        share = np.nanmean(det.anomaly_score(X_b) >= z, axis=0)
+    share = np.nan_to_num(share)
+    med = float(np.median(share))
+    mad = float(np.median(np.abs(share - med))) * 1.4826
+    bad = share > med + max(4 * mad, 0.05)
+    if not bad.any():
+        return keep
+    # a sample next to a bad one is often half-covered by the same event
+    bad = bad | np.r_[bad[1:], False] | np.r_[False, bad[:-1]]
+    return keep if (~bad).sum() < max(3, min_keep * T) else ~bad
+
+
 def score_series(signals: Signals, baseline: Window, incident: Window,
                  peers: list | None = None) -> SeriesScores:
     f = signals.frame
     ts = f.timestamps
     b = (ts >= baseline.start) & (ts <= baseline.end)
+    if b.any():
+        b[np.flatnonzero(b)] = clean_baseline(f.values[:, b])
     i = (ts >= incident.start) & (ts <= incident.end)
     X_b, X_i = f.values[:, b], f.values[:, i]
     n = len(f)
