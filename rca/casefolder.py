@@ -41,6 +41,11 @@ def rank_loaded_case(case: Case, detect_time: bool = False) -> Incident:
 
 
 def rank_case(path: str | Path, detect_time: bool = False) -> dict[str, Any]:
+    """``rca rank --json``: every hypothesis with its evidence (each item with references back
+    to the raw data: series, time range, baseline and observed values, log examples, trace
+    ids), the dependency path to the symptom, and what was checked / had no data."""
+    from rca.serialize import rfc3339, to_jsonable
+
     case = read_case(path)
     inc = rank_loaded_case(case, detect_time)
     ranks = []
@@ -48,8 +53,12 @@ def rank_case(path: str | Path, detect_time: bool = False) -> dict[str, Any]:
         metric = next((e.ref.get("series") for e in h.evidence if e.kind == "metric"), None)
         ranks.append({"service": entity_name(h.root), "score": h.score, "metric": metric,
                       "category": h.category, "confidence": h.confidence,
-                      "evidence": [e.summary for e in h.evidence]})
-    return {"case": str(path), "ranks": ranks, "label": case.label or None}
+                      "path": [entity_name(p) for p in h.path],
+                      "evidence": to_jsonable(list(h.evidence)),
+                      "checked": list(h.checked), "no_data": list(h.no_data)})
+    return {"case": str(path), "anomaly_time": rfc3339(inc.window.start), "detected_time": detect_time,
+            "symptom": to_jsonable(inc.symptom), "ranks": ranks, "checked": list(inc.checked),
+            "no_data": list(inc.no_data), "label": case.label or None}
 
 
 def with_detected_time(case: Case) -> Case:

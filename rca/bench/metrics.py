@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rca.errors import BadInput
+from rca.rank.categories import MICROSERVICE_CATEGORIES  # one vocabulary, defined by the ranker
 
 __all__ = ["KS", "METRIC_NAMES", "MICROSERVICE_CATEGORIES", "ac_at_k", "aggregate", "avg_at_5", "canonical_fault",
            "case_scores", "chance_ac_at_k"]
@@ -64,7 +65,6 @@ def chance_ac_at_k(n_candidates: int, n_truths: int, k: int) -> float:
     return kk * n_truths / n_candidates / min(k, n_truths)
 
 
-from rca.rank.categories import MICROSERVICE_CATEGORIES  # noqa: E402  (one vocabulary, defined by the ranker)
 
 # fault words used by public benchmarks and chaos tools -> the category vocabulary above
 _FAULT_WORDS = (
