@@ -13,7 +13,7 @@ from rca.settings import Settings
 from rca.types import Incident, Window, entity_name
 from rca.wiring import build_engine
 
-__all__ = ["bench_rankers", "rank_case", "rank_loaded_case"]
+__all__ = ["bench_rankers", "case_ranking", "rank_case", "rank_loaded_case", "with_detected_time"]
 
 
 def _windows(case: Case, detect_time: bool) -> tuple[Window, Window]:
@@ -38,6 +38,18 @@ def rank_loaded_case(case: Case, detect_time: bool = False) -> Incident:
     return engine.analyze(AnalysisRequest(window=inc, baseline=base, signal="latency", statistic="p99",
                                           params={"rank_all": True, "categories": "microservice"}),
                           snapshot=case.snapshot)
+
+
+def case_ranking(case: Case, inc: Incident) -> list[tuple[str, float, str]]:
+    """``(service, score, category)`` best first. Case folders are labelled per service: a pod
+    (from a trace or log ``pod`` column) stands for the service it belongs to, once."""
+    inv = case.snapshot.inventory
+    out: dict[str, tuple[str, float, str]] = {}
+    for h in inc.hypotheses:
+        groups = inv.groups_of(h.root) if h.root.startswith("pod:") else []
+        name = entity_name(groups[0] if groups else h.root)
+        out.setdefault(name, (name, h.score, h.category))
+    return list(out.values())
 
 
 def rank_case(path: str | Path, detect_time: bool = False) -> dict[str, Any]:
@@ -76,7 +88,7 @@ def bench_rankers(detect_time: bool = False) -> dict[str, Callable[[Case], list[
     from rca.bench.baselines import baro_rank, nsigma_rank, random_rank
 
     def ours(case: Case) -> list[tuple[str, float, str]]:
-        return [(entity_name(h.root), h.score, h.category) for h in rank_loaded_case(case).hypotheses]
+        return case_ranking(case, rank_loaded_case(case))
 
     if detect_time:
         rankers = {"rca": ours, "baro": lambda c: [s for s, _, _ in baro_rank(c)],

@@ -37,6 +37,8 @@ EXPLAINED_PENALTY = 0.3
 UNRELATED_PENALTY = 0.5
 SHARED_KINDS = ("gpu", "node", "db")
 LOAD_CAUSE_MIN = 2 * THRESHOLD
+AGREEMENT_BONUS = 0.25
+RESOURCE_FAMILIES = frozenset({"cpu", "memory", "disk", "syscall", "socket", "network_loss"})
 # families that describe what an entity does by itself, never a side effect of a sibling's trouble
 DISTINCTIVE = frozenset({"input", "token_loop", "kv_cache", "kv_preempt", "gpu_xid", "gpu_thermal", "errors"})
 
@@ -228,6 +230,12 @@ class GraphRanker:
                     # not by one that is merely busier or a little slower
                     if top_role == "errors" and not {"errors", "down", "fault"} & set(d_es.roles):
                         continue
+                    # a service's own CPU, memory, disk or sockets filling up is not something a
+                    # busier or slower dependency does to it (a failed one might)
+                    top_fam = max(es.families, key=es.families.get) if es.families else ""
+                    if top_fam in RESOURCE_FAMILIES and entity_kind(d) not in SHARED_KINDS \
+                            and not {"down", "fault"} & set(d_es.roles) and top_fam not in d_es.families:
+                        continue
                     by = d
                     break
                 if by is None and "down" not in es.roles:
@@ -249,13 +257,15 @@ class GraphRanker:
                 top_log = max(math.log1p(anomalous[m].score) for m in hit)
                 hit = [m for m in hit if math.log1p(anomalous[m].score) >= 0.5 * top_log]
             if hit and (len(ms) == 1 or len(hit) * 2 > len(ms)):
-                best = max((anomalous[m] for m in hit), key=lambda x: x.score)
-                onsets = [anomalous[m].onset for m in hit if anomalous[m].onset >= 0]
+                # the group's own series (a service's metrics beside its pods' spans) count too
+                parts = hit + ([g] if g in anomalous else [])
+                best = max((anomalous[m] for m in parts), key=lambda x: x.score)
+                onsets = [anomalous[m].onset for m in parts if anomalous[m].onset >= 0]
                 es = EntityScore(g, best.score, min(onsets) if onsets else -1,
-                                 sorted({r for m in hit for r in anomalous[m].rows},
+                                 sorted({r for m in parts for r in anomalous[m].rows},
                                         key=lambda r: -scores.score[r]),
                                  {}, {})
-                for m in hit:
+                for m in parts:
                     for k, v in anomalous[m].roles.items():
                         es.roles[k] = max(es.roles.get(k, 0.0), v)
                     for k, v in anomalous[m].families.items():
@@ -271,7 +281,8 @@ class GraphRanker:
                         seen.add(x)
                         x = explained_by.get(x)
                     ext.append(x if x not in ms else None)
-                explained_by[g] = ext[0] if all(ext) else None
+                own_cause = g in anomalous and explained_by.get(g) is None
+                explained_by[g] = ext[0] if all(ext) and not own_cause else None
                 if any(m in shared_explainer for m in hit):
                     shared_explainer.add(g)
         for e, es in anomalous.items():
@@ -328,7 +339,10 @@ class GraphRanker:
             if explained_by.get(e) is not None:
                 r = chain_root(e)
                 f = min(f * EXPLAINED_PENALTY, 0.9 * compressed.get(r, f)) if r != e else f * EXPLAINED_PENALTY
-            if relevant and e not in relevant and e not in shared_explainer or e != symptom and cannot_carry_symptom(e, es_of(e)):
+            n_src = len({context.signals.keys[r].label("source") or "metrics" for r in candidates[e].rows})
+            f *= 1.0 + AGREEMENT_BONUS * max(0, n_src - 1)  # metrics, logs and traces agree
+            off_path = bool(relevant) and e not in relevant and e not in shared_explainer
+            if off_path or (e != symptom and cannot_carry_symptom(e, es_of(e))):
                 f *= UNRELATED_PENALTY
             final.append((f, e))
         if context.params.get("rank_all"):

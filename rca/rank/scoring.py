@@ -31,6 +31,7 @@ THRESHOLD = 4.0
 VANISHED_SCORE = 8.0
 IN_RANGE_CAP = 2.0  # a value the baseline already reached is not anomalous by itself
 NOVEL_SCORE = 10.0  # any move of a series that was constant in the baseline
+LOG_CAP = 2 * THRESHOLD
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,6 +155,11 @@ def score_series(signals: Signals, baseline: Window, incident: Window,
         normal_extreme = np.nanquantile(s_b, 0.98, axis=1) if s_b.shape[1] else np.full(n, np.nan)
     calib = 2.0 / np.fmax(2.0, np.nan_to_num(normal_extreme, nan=2.0))
     s_i = s_i * calib[:, None]
+    # logs corroborate, they do not convict: a log burst alone (teams log noisily, and a
+    # caller logs its callee's failures) scores at most LOG_CAP
+    from_logs = np.array([k.label("source") == "logs" for k in f.keys], dtype=bool)
+    if from_logs.any():
+        s_i[from_logs] = np.minimum(s_i[from_logs], LOG_CAP)
     filled = np.where(np.isnan(s_i), -np.inf, s_i)
     ts_i = ts[i]
     if s_i.shape[1] and n:

@@ -81,8 +81,10 @@ def log_signals(logs: Sequence[LogRecord], templates: Sequence[str], ts_grid: np
     t_s = np.fromiter((r.ts_ns // 1_000_000_000 for r in logs), dtype=np.int64, count=len(logs))
     ent_idx = np.fromiter((index[r.entity] for r in logs), dtype=np.int64, count=len(logs))
     j = _bins(ts_grid, t_s)
-    err = np.fromiter(((r.severity or "").upper() in ERROR_LEVELS | WARN_LEVELS
-                       or bool(_ERROR_TEXT.search(r.body)) for r in logs), dtype=bool, count=len(logs))
+    level = [(r.severity or "").upper() for r in logs]
+    err = np.fromiter((lv in ERROR_LEVELS or (not lv and bool(_ERROR_TEXT.search(r.body)))
+                       for lv, r in zip(level, logs, strict=True)), dtype=bool, count=len(logs))
+    warn = err | np.fromiter((lv in WARN_LEVELS for lv in level), dtype=bool, count=len(logs))
     tpl = np.asarray(templates, dtype=object) if len(templates) == len(logs) else np.asarray(
         [r.body for r in logs], dtype=object)
     in_base = (t_s >= baseline.start) & (t_s <= baseline.end)
@@ -93,7 +95,7 @@ def log_signals(logs: Sequence[LogRecord], templates: Sequence[str], ts_grid: np
     # that logged enough in the baseline for its vocabulary to be known
     lines_b = np.bincount(ent_idx[in_base], minlength=len(ents))
     seen = set(zip(ent_idx[in_base].tolist(), tpl[in_base].tolist(), strict=True))
-    cand = err & after
+    cand = warn & after
     per_tpl: dict[tuple[int, str], int] = {}
     for e, t in zip(ent_idx[cand].tolist(), tpl[cand].tolist(), strict=True):
         if (e, t) not in seen:
