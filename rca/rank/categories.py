@@ -105,12 +105,37 @@ def categorize(facts: Facts, vocabulary: str = "fleet") -> str:
     if strong != dict(facts.families):
         facts = replace(facts, families=strong)
     micro = vocabulary == "microservice"
+    if micro:
+        return _microservice(facts.families)
     for rule in CATEGORY_RULES:
         name = MICROSERVICE_NAMES.get(rule.category, rule.category) if micro else rule.category
         if micro and name not in MICROSERVICE_CATEGORIES:
             continue
         if rule.matches(facts):
             return name
+    return "unknown"
+
+
+_RESOURCE_CATEGORY = {"cpu": "cpu", "syscall": "cpu", "memory": "memory", "disk": "disk", "socket": "socket",
+                      "network_loss": "network_loss"}
+_ERROR_FAMILIES = ("errors", "log_novel", "status_mix")
+
+
+def _microservice(fams: Mapping[str, float]) -> str:
+    """The microservice vocabulary, decided by the *strongest* resource family (a disk fault
+    also nudges CPU; a memory leak also makes GC burn CPU), then by what the calls show:
+    failing and slower with the network moving -> packet loss; failing -> code error; only
+    slower -> network delay."""
+    res = {f: v for f, v in fams.items() if f in _RESOURCE_CATEGORY}
+    if res:
+        return _RESOURCE_CATEGORY[max(res, key=res.get)]
+    errors = any(f in fams for f in _ERROR_FAMILIES)
+    if errors and "latency" in fams and "network" in fams:
+        return "network_loss"
+    if errors:
+        return "code_error"
+    if "latency" in fams or "network" in fams:
+        return "network_delay"
     return "unknown"
 
 
