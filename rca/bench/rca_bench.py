@@ -156,7 +156,7 @@ def _run_case(folder: str, rel: str, path: Path, rankers: Mapping[str, RankerFn]
 def render_table(result: BenchResult) -> Table:
     """One row per folder and ranker: cases, AC@1, AC@3, AC@5, Avg@5, errors."""
     table = Table(title="rca bench — root-cause ranking")
-    for col in ("set", "ranker", "cases", "AC@1", "AC@3", "AC@5", "Avg@5", "s/case", "errors"):
+    for col in ("set", "ranker", "cases", "AC@1", "AC@3", "AC@5", "Avg@5", "cat@1", "s/case", "errors"):
         table.add_column(col, justify="left" if col in ("set", "ranker") else "right")
     names = [Path(f).name or f for f in result.folders]
     show = dict(zip(result.folders, names if len(set(names)) == len(names) else result.folders, strict=True))
@@ -164,6 +164,7 @@ def render_table(result: BenchResult) -> Table:
         for i, (ranker, s) in enumerate(per.items()):
             table.add_row(show[folder] if i == 0 else "", ranker, str(int(s["cases"])),
                           *(f"{s[m]:.2f}" for m in ("AC@1", "AC@3", "AC@5", "Avg@5")),
+                          f"{s['category@1']:.2f}" if "category@1" in s else "",
                           f"{s['seconds'] / max(s['cases'], 1):.3f}",
                           str(int(s["errors"])) if s["errors"] else "",
                           end_section=i == len(per) - 1)
@@ -173,15 +174,15 @@ def render_table(result: BenchResult) -> Table:
 def render_fault_table(result: BenchResult) -> Table:
     """AC@1 and Avg@5 per set and fault type, one column pair per ranker."""
     table = Table(title="per fault type — AC@1 / Avg@5")
-    table.add_column("set")
-    table.add_column("fault")
+    table.add_column("set", max_width=14)
+    table.add_column("fault", no_wrap=True)
     table.add_column("cases", justify="right")
     for r in result.rankers:
-        table.add_column(r, justify="right")
+        table.add_column(r, justify="right", no_wrap=True)
     for folder, faults in result.by_fault().items():
         for i, (fault, per) in enumerate(faults.items()):
             n = int(next(iter(per.values()))["cases"]) if per else 0
             table.add_row(Path(folder).name if i == 0 else "", fault or "?", str(n),
-                          *(f"{per[r]['AC@1']:.2f} / {per[r]['Avg@5']:.2f}" for r in result.rankers),
+                          *(f"{per[r]['AC@1']:.2f}/{per[r]['Avg@5']:.2f}" for r in result.rankers),
                           end_section=i == len(faults) - 1)
     return table
