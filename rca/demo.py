@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.memory import StaticConnector
 from rca.answer import answer_json
@@ -13,15 +13,15 @@ from rca.serialize import rfc3339
 from rca.settings import Settings
 from rca.wiring import build_engine
 
-__all__ = ["run_demo"]
+if TYPE_CHECKING:
+    from rca.sim import SimResult
+
+__all__ = ["answer_sim", "run_demo"]
 
 
-def run_demo(scenario: str, seed: int = 0, store: Store | None = None,
-             settings: Settings | None = None) -> dict[str, Any]:
-    """The answer object plus ``scenario``, ``seed`` and ``truth`` ({root, category, onset})."""
-    from rca.sim import simulate
-
-    result = simulate(scenario, seed)
+def answer_sim(result: SimResult, store: Store | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """The engine's answer to a simulated incident's question (the question path: parse it,
+    analyse the time it names), plus ``scenario``, ``seed`` and ``truth`` ({root, category, onset})."""
     snap = result.snapshot
     engine = build_engine(settings or Settings(), [StaticConnector(snap, name="simulator")], store=store)
     q = parse_question(result.question, now=snap.window.end)
@@ -30,7 +30,15 @@ def run_demo(scenario: str, seed: int = 0, store: Store | None = None,
     ans = answer_json(incident, {"tz": q.tz})
     t = result.truth
     ans["scenario"] = result.scenario.name
-    ans["seed"] = seed
+    ans["seed"] = result.seed
     ans["truth"] = {"root": t.root, "category": t.category,
                     "onset": rfc3339(t.onset) if t.onset is not None else None}
     return ans
+
+
+def run_demo(scenario: str, seed: int = 0, store: Store | None = None,
+             settings: Settings | None = None, vary: bool = False) -> dict[str, Any]:
+    """Simulate ``scenario`` with ``seed`` (``vary``: a seed-chosen fleet shape) and answer it."""
+    from rca.sim import simulate
+
+    return answer_sim(simulate(scenario, seed, vary=vary), store, settings)

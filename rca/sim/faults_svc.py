@@ -50,7 +50,7 @@ class VectorDbCpu(Fault):
         vdb.extra.append(Comp(c.env(ramp=3), vdb.own * c.magnitude, 0.6, "cpu_starved"))
 
     def resources(self, c: FaultCtx) -> None:
-        spec = next(s for s in SERVICES if s.wire == "vector-db")
+        spec = next(s for s in c.lat.fleet.services if s.wire == "vector-db")
         for pod in c.lat.fleet.pods_of("vector-db"):
             env = c.env(ramp=2)
             full = spec.cpu_limit * c.rng.uniform(0.95, 1.0, c.lat.n)
@@ -121,7 +121,7 @@ class BadDeploy(Fault):
 
     def _rolls(self, c: FaultCtx) -> list[int]:
         """Step at which each replacement pod becomes ready (one every 30 s)."""
-        replicas = next(s.replicas for s in SERVICES if s.wire == "orchestrator")
+        replicas = next(s.replicas for s in c.lat.fleet.services if s.wire == "orchestrator")
         return [c.start + 2 * k for k in range(replicas)]
 
     def services(self, c: FaultCtx) -> None:
@@ -141,7 +141,7 @@ class BadDeploy(Fault):
         new = [replace(p, name=f"orchestrator-{tmpl}-{k8s_suffix(c.rng, 5)}",
                        ip=f"10.244.{int(c.rng.integers(0, 8))}.{int(c.rng.integers(2, 254))}") for p in old]
         pods = (*f.pods, *new)
-        c.lat.fleet = Fleet(pods, f.gpus, f.node_ips, make_inventory(pods, f.gpus, f.node_ips))
+        c.lat.fleet = replace(f, pods=pods, inventory=make_inventory(pods, f.gpus, f.node_ips, f.services, f.calls))
         i = np.arange(n)
         for p_old, p_new, r in zip(old, new, self._rolls(c), strict=True):
             c.lat.alive[p_old.name] = i < r + 1          # terminates once the new pod is ready

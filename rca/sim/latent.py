@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from rca.sim.topology import Fleet, ModelSpec, Pod
+from rca.sim.variant import Bystander
 from rca.sim.workload import Timeline
 from rca.types import LogRecord
 
@@ -141,6 +142,13 @@ class Latent:
     mem: dict[str, np.ndarray] = field(default_factory=dict)     # pod -> bytes
     batch_items: np.ndarray | None = None                        # items/s of the batch job
     logs: list[LogRecord] = field(default_factory=list)          # fault-specific lines
+    noise: float = 1.0                                           # scale of the latent noise terms
+    load_scale: float = 1.0                                      # load level; vLLM KV capacity follows it
+    extras: tuple[Bystander, ...] = ()                           # healthy bystander services
+
+    def extras_of(self, caller: str) -> list[Bystander]:
+        """Bystanders called by the service ``caller`` (wire name)."""
+        return [x for x in self.extras if x.caller == caller]
 
     @property
     def n(self) -> int:

@@ -61,15 +61,17 @@ def background_logs(lat: Latent) -> list[LogRecord]:
     ts = lat.tl.ts
     out: list[LogRecord] = []
     vllm_names = [p.name for p in lat.fleet.vllm_pods]
+    info = {**INFO, **{x.wire: x.info for x in lat.extras}}
+    warn = {**BENIGN_WARN, **{x.wire: list(x.warn) for x in lat.extras}}
     for pod in lat.fleet.pods:
         if pod.model or pod.wire == "batch-embed":
             continue
         alive = lat.alive[pod.name]
         for idx in np.flatnonzero((rng.random(len(ts)) < 1 / 20) & alive):
-            body = INFO[pod.wire].format(n=int(rng.integers(1, 9)))
+            body = info[pod.wire].format(n=int(rng.integers(1, 9)))
             out.append(pod_log(_ns(ts[idx], rng), pod, "INFO", body))
         for idx in np.flatnonzero((rng.random(len(ts)) < 1 / 160) & alive):
-            tmpl = BENIGN_WARN[pod.wire][int(rng.integers(0, len(BENIGN_WARN[pod.wire])))]
+            tmpl = warn[pod.wire][int(rng.integers(0, len(warn[pod.wire])))]
             body = tmpl.format(n=int(rng.integers(1, 9)), vllm=vllm_names[int(rng.integers(0, 5))])
             out.append(pod_log(_ns(ts[idx], rng), pod, "WARN", body))
     llm = lat.llm

@@ -4,13 +4,16 @@ Pipeline (each stage fills the ``Latent`` state, the fault hooks in between):
 timeline -> fleet (+ fault.fleet) -> load -> vLLM inputs (+ fault.inputs) -> vLLM solve ->
 services (+ fault.services) -> composition -> resources, GPUs (+ fault.resources) ->
 metrics, spans, logs (+ fault.logs). Every random draw comes from a generator derived from
-the seed and a stage name, so results are identical for the same (scenario, seed).
+the seed and a stage name, so results are identical for the same (scenario, seed, vary).
+``vary=True`` first draws a fleet variant from the seed (``rca.sim.variant``); ``vary=False`` is
+the fixed default fleet.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from rca.errors import BadInput
 from rca.sim.faults import FaultCtx
@@ -21,8 +24,9 @@ from rca.sim.resources import base_resources, gpu_state
 from rca.sim.scenarios import FAULTS, Scenario, Truth, load_scenario, resolve_target
 from rca.sim.services import base_services, compose_services
 from rca.sim.serving import base_llm, solve_llm
-from rca.sim.topology import build_fleet
+from rca.sim.topology import PLACEMENT, Fleet, build_fleet
 from rca.sim.traces import emit_traces
+from rca.sim.variant import Variant, draw_variant
 from rca.sim.workload import STEP, gateway_load, make_timeline, rng_for
 from rca.types import EntityId, Inventory, Snapshot
 
@@ -32,7 +36,9 @@ __all__ = ["SimResult", "simulate"]
 @dataclass(frozen=True, eq=False)
 class SimResult:
     """One simulated incident: the telemetry, the injected truth and the question to ask.
-    ``question_time`` is unix seconds."""
+    ``question_time`` is unix seconds; ``variant`` describes the fleet shape
+    (``Variant.describe()``: ``varied``, ``replicas``, ``extras``, ``pods``, ``load``, ``noise``,
+    ``placement``)."""
 
     scenario: Scenario
     seed: int
@@ -40,19 +46,33 @@ class SimResult:
     truth: Truth
     question: str
     question_time: int
+    variant: dict[str, Any] = field(default_factory=dict)
 
 
-def simulate(scenario: str | Scenario, seed: int = 0) -> SimResult:
-    """Simulate ``scenario`` (a name under ``datasets/scenarios`` or a ``Scenario``)."""
+def _fleet(sc: Scenario, seed: int, variant: Variant) -> tuple[Fleet, Variant]:
+    """The fleet of ``variant``; a varied placement that would make an explicit target
+    ineligible falls back to the default placement (the scenario names that GPU)."""
+    fleet = build_fleet(rng_for(seed, "topology"), variant.services, variant.calls, variant.placement)
+    target = sc.fault.target
+    if variant.varied and target != "auto" and target not in FAULTS[sc.fault.kind]().eligible(fleet):
+        variant = replace(variant, placement=dict(PLACEMENT))
+        fleet = build_fleet(rng_for(seed, "topology"), variant.services, variant.calls, variant.placement)
+    return fleet, variant
+
+
+def simulate(scenario: str | Scenario, seed: int = 0, vary: bool = False) -> SimResult:
+    """Simulate ``scenario`` (a name under ``datasets/scenarios`` or a ``Scenario``); with
+    ``vary`` the seed also picks the fleet's shape, load level and noise."""
     sc = load_scenario(scenario) if isinstance(scenario, str) else scenario
     seed = int(seed)
     if seed < 0:
         raise BadInput(f"seed must be >= 0, got {seed}", field="seed", fix="use 0, 1, 2, ...")
     tl = make_timeline(seed, sc.onset_before_question_s)
-    fleet = build_fleet(rng_for(seed, "topology"))
+    fleet, variant = _fleet(sc, seed, draw_variant(seed) if vary else Variant())
     target = resolve_target(sc, fleet, seed)
     fault = FAULTS[sc.fault.kind]()
-    lat = Latent(seed, fleet, tl, gateway_load(seed, tl.ts))
+    lat = Latent(seed, fleet, tl, gateway_load(seed, tl.ts, variant.load, variant.noise), noise=variant.noise,
+                 load_scale=variant.load, extras=variant.extras)
     start = tl.idx(tl.onset)
     ctx = FaultCtx(lat, target or "", start, start + max(1, sc.fault.duration_s // STEP),
                    fault.default_magnitude if sc.fault.magnitude is None else sc.fault.magnitude,
@@ -77,7 +97,8 @@ def simulate(scenario: str | Scenario, seed: int = 0) -> SimResult:
     truth = Truth(_reported_root(target, lat.fleet.inventory), sc.category if target else "none",
                   tl.onset if target else None)
     hhmm = time.strftime("%H:%M", time.gmtime(tl.question_time))
-    return SimResult(sc, seed, snapshot, truth, sc.question.replace("{time}", hhmm), tl.question_time)
+    return SimResult(sc, seed, snapshot, truth, sc.question.replace("{time}", hhmm), tl.question_time,
+                     variant.describe())
 
 
 def _reported_root(target: EntityId | None, inventory: Inventory) -> EntityId | None:

@@ -6,7 +6,9 @@ Every gateway request goes to the orchestrator, which does two cache lookups, a 
 write. A caller's latency distribution is its own time plus its children's, composed as a
 mixture (LLM finish classes x tool outcomes) with the children seen one step late, so a
 fault's own signal always moves before its dependents'. Errors propagate upwards with
-per-edge probabilities, keeping the status code (500/503/504).
+per-edge probabilities, keeping the status code (500/503/504). Bystanders of a varied fleet
+(``Latent.extras``) are leaves: their mean time (one step late) adds to their caller's own
+part, and a share of their errors propagates to it.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ def base_services(lat: Latent) -> None:
     rng = rng_for(lat.seed, "services")
     n = lat.n
     rel_load = lat.load / np.mean(lat.load)
-    for wire, fan in FANOUT.items():
-        own = OWN_S[wire] * (1 + 0.15 * (rel_load - 1)) * np.exp(ar1(rng, (n,), 0.04, 10))
+    table = [(wire, fan, OWN_S[wire], SIGMA[wire]) for wire, fan in FANOUT.items()]
+    table += [(x.wire, x.fanout, x.own_s, x.sigma) for x in lat.extras]
+    for wire, fan, own_s, sigma in table:
+        own = own_s * (1 + 0.15 * (rel_load - 1)) * np.exp(ar1(rng, (n,), 0.04 * lat.noise, 10))
         err_level = BASE_ERROR * np.exp(0.3 * rng.standard_normal())
         split = np.array([0.6, 0.25, 0.15])[:, None]        # codes 500, 503, 504
-        err = split * err_level * np.exp(ar1(rng, (n,), 0.3, 6))[None, :]
-        lat.svc[wire] = SvcState(lat.load * fan, own, SIGMA[wire], err_own=err)
+        err = split * err_level * np.exp(ar1(rng, (n,), 0.3 * lat.noise, 6))[None, :]
+        lat.svc[wire] = SvcState(lat.load * fan, own, sigma, err_own=err)
 
 
 def leaf_mix(s: SvcState) -> list[Comp]:
@@ -69,17 +73,35 @@ def _typ(s: SvcState) -> np.ndarray:
     return mix_mean(s.mix)
 
 
+def _extra_children(lat: Latent, caller: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean time and error shares that ``caller``'s bystanders add per caller request (lagged),
+    or None when it has none."""
+    xs = lat.extras_of(caller)
+    if not xs:
+        return None
+    per = {x.wire: x.fanout / FANOUT[caller] for x in xs}
+    t = sum(lag(k * _typ(lat.svc[w])) for w, k in per.items())
+    err = sum(0.5 * min(k, 1.0) * lag(lat.svc[w].err) for w, k in per.items())
+    return np.asarray(t), np.asarray(err)
+
+
 def compose_services(lat: Latent) -> None:
     """Fill ``mix`` and ``err`` of every service from own values, children and the LLMs."""
     sv, llm = lat.svc, lat.llm
     assert llm is not None
-    for wire in ("embedder", "vector-db", "mcp-web-search", "mcp-code-exec", "cache", "postgres"):
+    for wire in ("embedder", "vector-db", "mcp-web-search", "mcp-code-exec", "cache", "postgres",
+                 *(x.wire for x in lat.extras)):
         sv[wire].mix = leaf_mix(sv[wire])
         sv[wire].err = sv[wire].err_own
     rag = sv["rag-retriever"]
     rag_children = lag(_typ(sv["embedder"]) + 2 * _typ(sv["vector-db"]))
+    rag_extra = _extra_children(lat, "rag-retriever")
+    if rag_extra is not None:
+        rag_children = rag_children + rag_extra[0]
     rag.mix = [Comp(c.weight, *_sum([(c.median, c.sigma), (rag_children, 0.3)])) for c in leaf_mix(rag)]
     rag.err = rag.err_own + 0.9 * lag(sv["embedder"].err + 1.6 * sv["vector-db"].err)
+    if rag_extra is not None:
+        rag.err = rag.err + rag_extra[1]
 
     # router: one component per (replica, finish class), weighted by routed traffic
     router = sv["llm-router"]
@@ -94,6 +116,9 @@ def compose_services(lat: Latent) -> None:
 
     orch = sv["orchestrator"]
     fixed = (orch.own + lag(2 * _typ(sv["cache"]) + 0.8 * _typ(rag) + _typ(sv["postgres"])))
+    orch_extra = _extra_children(lat, "orchestrator")
+    if orch_extra is not None:
+        fixed = fixed + orch_extra[0]
     tool_opts: list[tuple[np.ndarray, np.ndarray, float]] = [
         (np.full(lat.n, 1 - sum(f for _, f in TOOLS)), np.zeros(lat.n), 0.0)]
     for wire, frac in TOOLS:
@@ -103,9 +128,15 @@ def compose_services(lat: Latent) -> None:
     tool_err = sum(frac * sv[wire].err for wire, frac in TOOLS)
     orch.err = (orch.err_own + 0.9 * lag(router.err) + 0.3 * lag(tool_err) + 0.4 * lag(rag.err)
                 + 0.5 * lag(sv["postgres"].err))
+    if orch_extra is not None:
+        orch.err = orch.err + orch_extra[1]
 
     gw = sv["api-gateway"]
-    gw.mix = [Comp(c.weight, *_sum([(c.median, c.sigma), (gw.own, gw.sigma)])) for c in orch.mix]
+    gw_extra = _extra_children(lat, "api-gateway")
+    gw_parts = [] if gw_extra is None else [(gw_extra[0], 0.3)]
+    gw.mix = [Comp(c.weight, *_sum([(c.median, c.sigma), (gw.own, gw.sigma), *gw_parts])) for c in orch.mix]
     gw.err = gw.err_own + orch.err
+    if gw_extra is not None:
+        gw.err = gw.err + gw_extra[1]
     for s in sv.values():
         s.err = np.clip(s.err, 0, 0.95)

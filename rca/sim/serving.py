@@ -10,6 +10,11 @@ finish-reason shares come out. The model:
 * above ~95 % demand the scheduler preempts (RECOMPUTE), requests wait (queue time relaxes
   towards a level growing with the overload, time constant 45 s), TTFT and TPOT inflate and
   requests waiting too long are aborted by their clients.
+
+A varied fleet's model servers are provisioned for its load level: KV capacity and
+``max_num_seqs`` scale with ``Latent.load_scale`` (fp8 KV cache, a larger
+``gpu_memory_utilization``), so the KV and scheduler headroom, and with them what each LLM fault
+shows, stay as calibrated; absolute rates, running and waiting requests follow the load.
 """
 
 from __future__ import annotations
@@ -35,10 +40,10 @@ def base_llm(lat: Latent) -> LlmState:
     specs = [next(m for m in MODELS if m.name == p.model) for p in pods]
     shape = (len(pods), lat.n)
     share = np.array([[m.share / m.replicas] for m in specs])
-    imbalance = 1 + 0.03 * rng.standard_normal((len(pods), 1))
-    lam = lat.load[None, :] * share * imbalance * np.exp(ar1(rng, shape, 0.03, 4))
-    pmed = np.array([[m.prompt_median] for m in specs]) * np.exp(ar1(rng, shape, 0.04, 20))
-    gmed = np.array([[m.gen_median] for m in specs]) * np.exp(ar1(rng, shape, 0.03, 20))
+    imbalance = 1 + 0.03 * lat.noise * rng.standard_normal((len(pods), 1))
+    lam = lat.load[None, :] * share * imbalance * np.exp(ar1(rng, shape, 0.03 * lat.noise, 4))
+    pmed = np.array([[m.prompt_median] for m in specs]) * np.exp(ar1(rng, shape, 0.04 * lat.noise, 20))
+    gmed = np.array([[m.gen_median] for m in specs]) * np.exp(ar1(rng, shape, 0.03 * lat.noise, 20))
     max_len = np.array([[m.max_model_len] for m in specs], dtype=float)
     max_tok = np.array([[m.max_tokens] for m in specs], dtype=float)
     ones = np.ones(shape)
@@ -62,7 +67,7 @@ def solve_llm(lat: Latent) -> None:
     lam = s.lam * (1 - s.fail) * s.alive
     p_mean, g_mean = mix_mean(s.prompt), mix_mean(s.gen)
     speed, tpot0 = s.col("prefill_tok_s"), s.col("tpot_s")
-    max_seqs, cap = s.col("max_num_seqs"), s.col("kv_capacity_tokens")
+    max_seqs, cap = s.col("max_num_seqs") * lat.load_scale, s.col("kv_capacity_tokens") * lat.load_scale
     over = np.zeros_like(lam)
     running = lam * (p_mean / speed + g_mean * tpot0)
     for _ in range(6):
@@ -74,12 +79,12 @@ def solve_llm(lat: Latent) -> None:
         rho = running * (p_mean + g_mean / 2) / cap
         over = np.clip((rho - 0.95) / 0.35, 0, 1)
     shape = lam.shape
-    tpot = tpot * np.exp(ar1(rng, shape, 0.02, 6))
+    tpot = tpot * np.exp(ar1(rng, shape, 0.02 * lat.noise, 6))
     kv = rho * (1 + (rho / 0.993) ** 10) ** -0.1
-    kv = np.clip(kv * np.exp(ar1(rng, shape, 0.03, 3)), 0, 1)
+    kv = np.clip(kv * np.exp(ar1(rng, shape, 0.03 * lat.noise, 3)), 0, 1)
     kv = np.where(rho > 0.97, np.clip(0.985 + 0.01 * rng.standard_normal(shape), 0.96, 1.0), kv)
     queue = _ema(0.008 + 25 * over ** 1.5, float(np.exp(-STEP / 45.0)))
-    queue = queue * np.exp(ar1(rng, shape, 0.05, 3))
+    queue = queue * np.exp(ar1(rng, shape, 0.05 * lat.noise, 3))
     capacity = np.minimum(1.0, 0.99 / np.maximum(rho, 1e-9))
     run_obs = np.minimum(running * capacity, max_seqs)
     waiting = lam * queue + np.maximum(running - run_obs, 0)

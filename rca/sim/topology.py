@@ -1,7 +1,9 @@
 """The simulated fleet: services, vLLM replicas, GPUs and nodes, and its ``Inventory``.
 
-The shape is fixed (namespace ``serving``); names that Kubernetes would randomise (pod hashes,
-IPs, GPU UUIDs) come from the seed. GPU placement:
+The default shape is fixed (namespace ``serving``); names that Kubernetes would randomise (pod
+hashes, IPs, GPU UUIDs) come from the seed. A varied run (``rca.sim.variant``) passes other
+service specs (replica counts, bystander services), call edges and a GPU placement. The
+default GPU placement (``PLACEMENT``):
 
 * ``gpu-node-1``: ``vllm-llama-3-70b-0`` on GPUs 0-3, ``vllm-llama-3-70b-1`` on GPUs 4-7
 * ``gpu-node-2``: ``vllm-llama-3-70b-2`` on GPUs 0-3, ``vllm-llama-3-8b-0`` on GPU 4, 5-7 idle
@@ -17,8 +19,9 @@ import numpy as np
 
 from rca.types import EntityId, Inventory, Relation
 
-__all__ = ["FB_RESERVED_MIB", "FB_TOTAL_MIB", "GPU_MODEL", "MODELS", "NAMESPACE", "SERVICES", "Fleet",
-           "Gpu", "ModelSpec", "Pod", "ServiceSpec", "build_fleet", "k8s_suffix", "make_inventory"]
+__all__ = ["CALLS", "FB_RESERVED_MIB", "FB_TOTAL_MIB", "GPU_MODEL", "GPU_NODES", "MODELS", "NAMESPACE",
+           "PLACEMENT", "SERVICES", "Fleet", "Gpu", "ModelSpec", "Placement", "Pod", "ServiceSpec", "build_fleet",
+           "k8s_suffix", "make_inventory"]
 
 NAMESPACE = "serving"
 GPU_MODEL = "NVIDIA H100 80GB HBM3"
@@ -58,6 +61,30 @@ SERVICES = (
     ServiceSpec("db:postgres", "postgres", 1, 0.1, 0.004, 3100, "15.6"),
 )
 BATCH = ServiceSpec("service:batch-embed", "batch-embed", 1, 0.04, 0.0, 2800, "0.1.5")
+
+CALLS = (
+    ("service:api-gateway", "service:orchestrator"),
+    ("service:orchestrator", "service:rag-retriever"),
+    ("service:orchestrator", "service:llm-router"),
+    ("service:orchestrator", "tool:web-search"),
+    ("service:orchestrator", "tool:code-exec"),
+    ("service:orchestrator", "db:cache"),
+    ("service:orchestrator", "db:postgres"),
+    ("service:rag-retriever", "service:embedder"),
+    ("service:rag-retriever", "db:vector-db"),
+    ("service:llm-router", "model:llama-3-70b"),
+    ("service:llm-router", "model:llama-3-8b"),
+)
+
+Placement = dict[str, tuple[str, tuple[int, ...]]]   # vLLM pod -> (node, GPU indices on the node)
+PLACEMENT: Placement = {
+    "vllm-llama-3-70b-0": ("gpu-node-1", (0, 1, 2, 3)),
+    "vllm-llama-3-70b-1": ("gpu-node-1", (4, 5, 6, 7)),
+    "vllm-llama-3-70b-2": ("gpu-node-2", (0, 1, 2, 3)),
+    "vllm-llama-3-8b-0": ("gpu-node-2", (4,)),
+    "vllm-llama-3-8b-1": ("gpu-node-3", (0,)),   # time-sliced with the batch-embed job
+}
+SHARED_POD = "vllm-llama-3-8b-1"
 
 
 @dataclass(frozen=True)
@@ -121,10 +148,15 @@ class Gpu:
 
 @dataclass(frozen=True, eq=False)
 class Fleet:
+    """``services``: the non-vLLM service specs (replica counts, bystanders); ``calls``: the
+    call edges between entities."""
+
     pods: tuple[Pod, ...]
     gpus: tuple[Gpu, ...]
     node_ips: dict[str, str]
     inventory: Inventory
+    services: tuple[ServiceSpec, ...] = SERVICES
+    calls: tuple[tuple[EntityId, EntityId], ...] = CALLS
 
     @property
     def vllm_pods(self) -> list[Pod]:
@@ -153,8 +185,10 @@ def _uuid(rng: np.random.Generator) -> str:
     return f"GPU-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def build_fleet(rng: np.random.Generator) -> Fleet:
-    """The fleet for one seed (``rng`` is the topology stream)."""
+def build_fleet(rng: np.random.Generator, services: tuple[ServiceSpec, ...] = SERVICES,
+                calls: tuple[tuple[EntityId, EntityId], ...] = CALLS, placement: Placement | None = None) -> Fleet:
+    """The fleet for one seed (``rng`` is the topology stream); the defaults are the fixed shape."""
+    placement = PLACEMENT if placement is None else placement
     node_ips = {n: f"10.0.0.{11 + i}" for i, n in enumerate(CPU_NODES + GPU_NODES)}
     used_ips: set[str] = set()
 
@@ -166,20 +200,13 @@ def build_fleet(rng: np.random.Generator) -> Fleet:
                 return ip
 
     pods: list[Pod] = []
-    for spec in SERVICES:
+    for spec in services:
         tmpl = k8s_suffix(rng, 5)
         for _ in range(spec.replicas):
             node = CPU_NODES[int(rng.integers(0, len(CPU_NODES)))]
             pods.append(Pod(f"{spec.wire}-{tmpl}-{k8s_suffix(rng, 5)}", spec.eid, spec.wire, node, pod_ip(),
                             spec.wire))
 
-    placement = {  # pod -> (node, gpu indices)
-        "vllm-llama-3-70b-0": ("gpu-node-1", (0, 1, 2, 3)),
-        "vllm-llama-3-70b-1": ("gpu-node-1", (4, 5, 6, 7)),
-        "vllm-llama-3-70b-2": ("gpu-node-2", (0, 1, 2, 3)),
-        "vllm-llama-3-8b-0": ("gpu-node-2", (4,)),
-        "vllm-llama-3-8b-1": ("gpu-node-3", (0,)),
-    }
     users = {(node, i): pod for pod, (node, idx) in placement.items() for i in idx}
     gpus = tuple(Gpu(node, i, _uuid(rng), f"00000000:{PCI_BUSES[i]}:00.0", users.get((node, i)))
                  for node in GPU_NODES for i in range(8))
@@ -190,31 +217,21 @@ def build_fleet(rng: np.random.Generator) -> Fleet:
             node, idx = placement[name]
             pods.append(Pod(name, f"model:{m.name}", "vllm", node, pod_ip(), "vllm",
                             tuple(gidx[(node, i)] for i in idx), m.name))
-    shared = gidx[placement["vllm-llama-3-8b-1"][0], placement["vllm-llama-3-8b-1"][1][0]]
-    pods.append(Pod(f"batch-embed-{k8s_suffix(rng, 5)}", BATCH.eid, BATCH.wire, "gpu-node-3", pod_ip(),
-                    BATCH.wire, (shared,)))
-    return Fleet(tuple(pods), gpus, node_ips, make_inventory(pods, gpus, node_ips))
+    shared_node, shared_idx = placement[SHARED_POD]
+    pods.append(Pod(f"batch-embed-{k8s_suffix(rng, 5)}", BATCH.eid, BATCH.wire, shared_node, pod_ip(),
+                    BATCH.wire, (gidx[shared_node, shared_idx[0]],)))
+    return Fleet(tuple(pods), gpus, node_ips, make_inventory(pods, gpus, node_ips, services, calls), services,
+                 calls)
 
 
-CALLS = (
-    ("service:api-gateway", "service:orchestrator"),
-    ("service:orchestrator", "service:rag-retriever"),
-    ("service:orchestrator", "service:llm-router"),
-    ("service:orchestrator", "tool:web-search"),
-    ("service:orchestrator", "tool:code-exec"),
-    ("service:orchestrator", "db:cache"),
-    ("service:orchestrator", "db:postgres"),
-    ("service:rag-retriever", "service:embedder"),
-    ("service:rag-retriever", "db:vector-db"),
-    ("service:llm-router", "model:llama-3-70b"),
-    ("service:llm-router", "model:llama-3-8b"),
-)
 
 
-def make_inventory(pods: list[Pod] | tuple[Pod, ...], gpus: tuple[Gpu, ...], node_ips: dict[str, str]) -> Inventory:
+def make_inventory(pods: list[Pod] | tuple[Pod, ...], gpus: tuple[Gpu, ...], node_ips: dict[str, str],
+                   services: tuple[ServiceSpec, ...] = SERVICES,
+                   calls: tuple[tuple[EntityId, EntityId], ...] = CALLS) -> Inventory:
     ents: dict[EntityId, dict[str, str]] = {}
     rels: list[Relation] = []
-    for spec in (*SERVICES, BATCH):
+    for spec in (*services, BATCH):
         ents[spec.eid] = {"service": spec.wire, "namespace": NAMESPACE}
     for m in MODELS:
         ents[f"model:{m.name}"] = {"model_name": m.name, "engine": "vllm",
@@ -229,5 +246,5 @@ def make_inventory(pods: list[Pod] | tuple[Pod, ...], gpus: tuple[Gpu, ...], nod
         rels.append(Relation(p.eid, "member_of", p.group))
         rels.append(Relation(p.eid, "runs_on", f"node:{p.node}"))
         rels.extend(Relation(p.eid, "uses", gpus[i].eid) for i in p.gpus)
-    rels.extend(Relation(a, "calls", b) for a, b in CALLS)
+    rels.extend(Relation(a, "calls", b) for a, b in calls)
     return Inventory(ents, tuple(rels))

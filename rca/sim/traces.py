@@ -3,7 +3,8 @@
 Each trace follows one gateway request through the fleet; durations are drawn from the same
 latent distributions as the metrics at that step, children nest inside their parents, and a
 failing call marks its span (``status="error"``, ``error.type``) and, with the same per-edge
-probabilities as the metrics model, its callers.
+probabilities as the metrics model, its callers. Bystanders of a varied fleet get a CLIENT/SERVER
+pair under their caller (an MCP tool the same spans as the other tools).
 """
 
 from __future__ import annotations
@@ -52,29 +53,58 @@ class _Trace:
         return sid
 
 
-def _pick_pod(lat: Latent, rng: np.random.Generator, wire: str, i: int) -> Pod:
-    pods = [p for p in lat.fleet.pods_of(wire) if lat.alive[p.name][i]]
-    w = np.array([lat.weight[p.name][i] for p in pods])
-    return pods[int(rng.choice(len(pods), p=w / w.sum()))]
+@dataclass
+class _Pool:
+    """A service's pods with their liveness and traffic weights as ``(P, T)`` matrices, built
+    once per simulation (picking a pod per request is the hot loop)."""
+
+    pods: list[Pod]
+    alive: np.ndarray
+    weight: np.ndarray
+
+
+def _pools(lat: Latent) -> dict[str, _Pool]:
+    out = {}
+    for wire in lat.svc:
+        pods = lat.fleet.pods_of(wire)
+        out[wire] = _Pool(pods, np.array([lat.alive[p.name] for p in pods], dtype=bool),
+                          np.array([lat.weight[p.name] for p in pods], dtype=float))
+    return out
+
+
+def _choice(rng: np.random.Generator, w: np.ndarray) -> int:
+    """``rng.choice(len(w), p=w / w.sum())`` without its argument checks (the same single
+    uniform draw and the same cdf arithmetic, so the same index): it runs per span."""
+    cdf = (w / w.sum()).cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))
+
+
+def _pick_pod(pool: _Pool, rng: np.random.Generator, i: int) -> Pod:
+    """A live pod of the service at step ``i``, drawn by its traffic weight."""
+    idx = np.flatnonzero(pool.alive[:, i])
+    w = pool.weight[idx, i]
+    return pool.pods[int(idx[_choice(rng, w)])]
 
 
 def _draw(rng: np.random.Generator, comps: list[Comp], i: int) -> tuple[float, str]:
     """One value (seconds) from a service mixture at step i, with the component's tag."""
     w = np.array([float(c.weight[i]) for c in comps])
-    c = comps[int(rng.choice(len(comps), p=w / w.sum()))]
+    c = comps[_choice(rng, w)]
     return float(c.median[i]) * float(np.exp(c.sigma * rng.standard_normal())), c.tag
 
 
 def emit_traces(lat: Latent) -> tuple[list[Span], list[LogRecord]]:
     rng = rng_for(lat.seed, "traces")
     ts = lat.tl.ts
+    pools = _pools(lat)
     spans: list[Span] = []
     logs: list[LogRecord] = []
     for i in np.flatnonzero(ts > ts[-1] - TRACE_HORIZON_S):
         for _ in range(int(rng.poisson(TRACES_PER_STEP))):
             t0 = int((ts[i] - rng.uniform(0, STEP)) * 1e9)
             tr = _Trace(rng, rng.bytes(16).hex())
-            logs.extend(_request(lat, tr, int(i), t0))
+            logs.extend(_request(lat, tr, int(i), t0, pools))
             spans.extend(tr.spans)
     return spans, logs
 
@@ -91,18 +121,19 @@ def _fails(rng: np.random.Generator, err: np.ndarray | None, i: int) -> str | No
     return None
 
 
-def _request(lat: Latent, tr: _Trace, i: int, t0: int) -> list[LogRecord]:
+def _request(lat: Latent, tr: _Trace, i: int, t0: int, pools: dict[str, _Pool]) -> list[LogRecord]:
     """One gateway request at step ``i`` starting at ``t0`` (ns): decide, then lay out spans."""
     rng, sv, llm = tr.rng, lat.svc, lat.llm
     assert llm is not None
-    pods = {w: _pick_pod(lat, rng, w, i) for w in sv}
+    pods = {w: _pick_pod(pools[w], rng, i) for w in sv}
     logs: list[LogRecord] = []
     orch_pod, gw_pod = pods["orchestrator"], pods["api-gateway"]
     crash_w = float(sv["orchestrator"].crash[i]) if sv["orchestrator"].crash is not None else 0.0
     crash = bool(rng.random() < crash_w)
     orch_err: str | None = None
     gw_sid, orch_sid = rng.bytes(8).hex(), rng.bytes(8).hex()
-    orch_start = t0 + int(rng.uniform(0.5, 1.5) * MS)
+    pre = _extras(lat, tr, pods, "api-gateway", gw_sid, i, t0, logs)[0]
+    orch_start = pre + int(rng.uniform(0.5, 1.5) * MS)
     cursor = orch_start + int(rng.uniform(1, 3) * MS)
 
     for _ in range(2):
@@ -110,12 +141,15 @@ def _request(lat: Latent, tr: _Trace, i: int, t0: int) -> list[LogRecord]:
         cursor = _pair(tr, orch_sid, orch_pod, "orchestrator", "GET cache", pods["cache"], "cache", "GET", cursor,
                        dur, {"db.system": "redis", "db.operation.name": "GET"}, _fails(rng, sv["cache"].err_own, i),
                        {"server.address": "cache"})
+    cursor, x_err = _extras(lat, tr, pods, "orchestrator", orch_sid, i, cursor, logs)
+    if x_err and rng.random() < 0.5:
+        orch_err = x_err
     if rng.random() < 0.8:
         cursor, rag_err = _rag(lat, tr, pods, orch_sid, i, cursor)
         if rag_err and rng.random() < 0.4:
             orch_err = rag_err
     lam = llm.lam[:, i] * np.where(llm.alive[:, i] | (llm.fail[:, i] > 0), 1.0, 0.0)
-    call = _llm_call(lat, rng, int(rng.choice(len(lam), p=lam / lam.sum())), i)
+    call = _llm_call(lat, rng, _choice(rng, lam), i)
     model = call["model"]
     cursor = _llm_spans(tr, pods, orch_sid, call, cursor, logs)
     if call["error"] and rng.random() < 0.9:
@@ -179,6 +213,26 @@ def _pair(tr: _Trace, parent: str, cpod: Pod, csvc: str, cname: str, spod: Pod, 
     return c1 + int(0.2 * MS)
 
 
+def _extras(lat: Latent, tr: _Trace, pods: dict[str, Pod], caller: str, parent: str, i: int, cursor: int,
+            logs: list[LogRecord]) -> tuple[int, str | None]:
+    """Calls from ``caller`` to its bystanders (none in the default fleet: no draws at all)."""
+    err_out: str | None = None
+    for x in lat.extras_of(caller):
+        rng = tr.rng
+        if x.fanout < 1 and rng.random() >= x.fanout:
+            continue
+        if x.is_tool:
+            cursor, terr = _tool(lat, tr, pods, parent, x.wire, i, cursor, logs)
+            err_out = err_out or (("504" if terr == "timeout" else "500") if terr else None)
+            continue
+        dur = max(rng.lognormal(np.log(lat.svc[x.wire].own[i]), x.sigma), 2e-4)
+        err = _fails(rng, lat.svc[x.wire].err_own, i)
+        cursor = _pair(tr, parent, pods[caller], caller, x.span, pods[x.wire], x.wire, x.span, cursor, dur,
+                       dict(x.attrs), err, {"server.address": x.wire})
+        err_out = err_out or err
+    return cursor, err_out
+
+
 def _rag(lat: Latent, tr: _Trace, pods: dict[str, Pod], parent: str, i: int, r0: int) -> tuple[int, str | None]:
     rng, sv = tr.rng, lat.svc
     err = _fails(rng, sv["rag-retriever"].err_own, i) or _fails(rng, sv["vector-db"].err_own, i)
@@ -188,7 +242,8 @@ def _rag(lat: Latent, tr: _Trace, pods: dict[str, Pod], parent: str, i: int, r0:
     tr.add(rsid, pods["embedder"], "embedder", "embeddings all-minilm-l6-v2", "server", e0, e1,
            {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "all-minilm-l6-v2",
             "gen_ai.embeddings.dimension.count": 384})
-    cursor = e1 + int(0.3 * MS)
+    cursor, x_err = _extras(lat, tr, pods, "rag-retriever", rsid, i, e1 + int(0.3 * MS), [])
+    err = err or (x_err if x_err and rng.random() < 0.5 else None)
     for _ in range(2):
         cursor = _pair(tr, rsid, pods["rag-retriever"], "rag-retriever", "query vector-db", pods["vector-db"],
                        "vector-db", "search", cursor, _draw(rng, sv["vector-db"].mix, i)[0],
@@ -236,10 +291,10 @@ def _llm_call(lat: Latent, rng: np.random.Generator, k: int, i: int) -> dict[str
     if llm.fail[k, i] > 0 and not llm.alive[k, i]:
         return {"k": k, "pod": pod, "model": spec.name, "error": "503"}
     pw = np.array([float(c.weight[k, i]) for c in llm.prompt])
-    pc = llm.prompt[int(rng.choice(len(pw), p=pw / pw.sum()))]
+    pc = llm.prompt[_choice(rng, pw)]
     prompt = int(min(rng.lognormal(np.log(pc.median[k, i]), pc.sigma), spec.max_model_len - spec.max_tokens))
     gw = np.array([float(c.weight[k, i]) for c in llm.gen])
-    gc = llm.gen[int(rng.choice(len(gw), p=gw / gw.sum()))]
+    gc = llm.gen[_choice(rng, gw)]
     length_share = sum(w for w, c in zip(gw, llm.gen, strict=True) if c.tag == "length") / gw.sum()
     if gc.tag == "length":
         gen, reason = spec.max_tokens, "length"

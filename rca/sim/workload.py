@@ -4,7 +4,8 @@
   always >= 10 min after the question time;
 * the anchor is 2026-11-20T20:00:00Z minus a seed-dependent 0-40 min shift;
 * gateway load: ~40 req/s x daily seasonality (+-30 %, peak 19:00 UTC) x slow lognormal noise
-  (~5 %) x short Poisson bursts (+20-50 % for 1-3 min), in every period alike.
+  (~5 %) x short Poisson bursts (+20-50 % for 1-3 min), in every period alike. A varied run
+  scales the level (``scale``) and the noise (``noise``); 1.0 and 1.0 are the exact defaults.
 """
 
 from __future__ import annotations
@@ -73,12 +74,12 @@ def ar1(rng: np.random.Generator, shape: tuple[int, ...], sigma: float, tau_step
     return lfilter([1.0], [1.0, -a], e, axis=-1)
 
 
-def gateway_load(seed: int, ts: np.ndarray) -> np.ndarray:
-    """Gateway requests/s per step."""
+def gateway_load(seed: int, ts: np.ndarray, scale: float = 1.0, noise_scale: float = 1.0) -> np.ndarray:
+    """Gateway requests/s per step (``scale`` x the base level, ``noise_scale`` x its noise)."""
     rng = rng_for(seed, "load")
     hours = (ts % 86400) / 3600.0
     season = 1.0 + 0.3 * np.cos(2 * np.pi * (hours - PEAK_HOUR_UTC) / 24.0)
-    noise = np.exp(ar1(rng, (len(ts),), 0.04, 8) + 0.02 * rng.standard_normal(len(ts)))
+    noise = np.exp(ar1(rng, (len(ts),), 0.04 * noise_scale, 8) + 0.02 * noise_scale * rng.standard_normal(len(ts)))
     burst = np.ones(len(ts))
     n_bursts = int(rng.poisson(1.5 * (ts[-1] - ts[0]) / 3600.0))
     for start, length, amp in zip(rng.integers(0, len(ts), n_bursts), rng.integers(4, 13, n_bursts),
@@ -86,4 +87,4 @@ def gateway_load(seed: int, ts: np.ndarray) -> np.ndarray:
         shape = np.minimum(1.0, np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)) / 2.0)
         seg = slice(int(start), min(len(ts), int(start) + int(length)))
         burst[seg] += amp * shape[: seg.stop - seg.start]
-    return BASE_RPS * season * noise * burst
+    return BASE_RPS * scale * season * noise * burst
