@@ -38,6 +38,8 @@ UNRELATED_PENALTY = 0.5
 SHARED_KINDS = ("gpu", "node", "db")
 LOAD_CAUSE_MIN = 2 * THRESHOLD
 AGREEMENT_BONUS = 0.25
+DEMAND_DRIVEN = frozenset({"traffic", "work", "cpu", "syscall", "network", "latency", "memory", "queue",
+                           "token_throughput"})
 RESOURCE_FAMILIES = frozenset({"cpu", "memory", "disk", "syscall", "socket", "network_loss"})
 # families that describe what an entity does by itself, never a side effect of a sibling's trouble
 DISTINCTIVE = frozenset({"input", "token_loop", "kv_cache", "kv_preempt", "gpu_xid", "gpu_thermal", "errors"})
@@ -372,7 +374,13 @@ class GraphRanker:
                 change_near(m, es.onset) for m in members_in[e]), e in shared_explainer)
             category = categorize(facts, context.params.get("categories", "fleet"))
             other = top[0][0] if rank_i else second
-            agreement = 3.0 * min(3, max(0, len(es.families) - 1))
+            fams = set(es.families)
+            if es.roles.get("load", 0.0) >= 0.5 * es.score:
+                # more demand moves CPU, network, latency and request counts together: one
+                # cause seen many times is not agreement
+                fams -= DEMAND_DRIVEN
+                fams.add("demand")
+            agreement = 3.0 * min(3, max(0, len(fams) - 1))
             strength = 1.0 - math.exp(-max(0.0, es.score + agreement - THRESHOLD) / 6.0)
             margin = s / (s + other) if (s + other) > 0 else 0.0
             confidence = strength * (0.5 + 0.5 * margin)
