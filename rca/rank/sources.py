@@ -2,20 +2,23 @@
 an entity anomalous in several of them is seen to be (multi-source agreement).
 
 Per entity, on the metric time grid (a sample at ``ts[j]`` counts events in
-``[ts[j], ts[j+1])``):
+``[ts[j], ts[j+1])``), over trailing windows long enough to hold a few events at the entity's
+usual rate (sampled traces and logs are sparse):
 
 * ``log_error_lines`` — lines at ERROR/FATAL/CRITICAL (or, with no level, whose text says
-  error/exception/fail…), per step;
-* ``log_novel_lines`` — lines whose template never appears in the baseline, per step (a new
-  code path: an exception, a retry loop, a failing dependency);
-* ``trace_self_latency_p50_s`` / ``_p90_s`` — the entity's *own* time per span: duration
-  minus the time spent in its direct children. A slow callee makes every caller's span
-  longer, but only its own self time rises — the trace-level answer to "who added the
-  latency";
+  error/exception/fail…) as a Poisson surprise ``(count - expected) / sqrt(expected + 1)``
+  against the entity's baseline rate;
+* ``log_novel_lines`` — lines of warning/error templates never seen in the entity's baseline
+  (>= 3 of them, on an entity that logged enough to know its vocabulary): a new code path;
+* ``trace_self_latency_mean_s`` — the entity's *own* time per span: duration minus the time
+  spent in its direct children. A slow callee makes every caller's span longer, but only its
+  own self time rises — the trace-level answer to "who added the latency";
 * ``trace_error_origin_ratio`` — share of the entity's spans that failed while none of their
   children failed: where errors start, not everyone they pass through.
 
-Steps with no events are 0 for counts and NaN for latencies/ratios (no spans, no estimate).
+Windows with fewer than 5 spans give NaN (no estimate). ``with_source_signals`` also sets each
+row's resolution (the smallest change that means something) so the scorer does not turn
+sampling noise into findings.
 """
 
 from __future__ import annotations
