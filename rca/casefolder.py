@@ -82,7 +82,7 @@ def with_detected_time(case: Case) -> Case:
     return replace(case, inject_time=detect_onset(case.snapshot.metrics))
 
 
-def bench_rankers(detect_time: bool = False) -> dict[str, Callable[[Case], list[str]]]:
+def bench_rankers(detect_time: bool = False) -> dict[str, Callable[[Case], list]]:
     """Ours beside the reference baselines, all as ``case -> ranked service names``. With
     ``detect_time`` every ranker is given the detected onset instead of ``inject_time.txt``."""
     from rca.bench.baselines import baro_rank, nsigma_rank, random_rank
@@ -90,15 +90,12 @@ def bench_rankers(detect_time: bool = False) -> dict[str, Callable[[Case], list[
     def ours(case: Case) -> list[tuple[str, float, str]]:
         return case_ranking(case, rank_loaded_case(case))
 
-    if detect_time:
-        rankers = {"rca": ours, "baro": lambda c: [s for s, _, _ in baro_rank(c)],
-                   "nsigma": lambda c: [s for s, _, _ in nsigma_rank(c)],
-                   "random": lambda c: [s for s, _, _ in random_rank(c, 0)]}
-        return {k: (lambda c, f=f: f(with_detected_time(c))) for k, f in rankers.items()}
-
-    return {
+    rankers: dict[str, Callable[[Case], list]] = {
         "rca": ours,
         "baro": lambda c: [s for s, _, _ in baro_rank(c)],
         "nsigma": lambda c: [s for s, _, _ in nsigma_rank(c)],
         "random": lambda c: [s for s, _, _ in random_rank(c, 0)],
     }
+    if detect_time:
+        return {k: (lambda c, f=f: f(with_detected_time(c))) for k, f in rankers.items()}
+    return rankers

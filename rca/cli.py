@@ -147,7 +147,7 @@ def bench_rca(
         res = run_sim_rca_bench(names, range(seeds), progress=not json_)
         _emit_bench(res, render_sim_table, out_file, json_)
         return
-    from rca.bench.rca_bench import render_fault_table, render_table, run_rca_bench
+    from rca.bench.rca_bench import render_report, run_rca_bench
     from rca.casefolder import bench_rankers
 
     if not dirs:
@@ -156,18 +156,7 @@ def bench_rca(
         if not d.exists():
             raise BadInput(f"{d} does not exist", field="DIR", fix="pass folders that hold case folders")
     res = run_rca_bench(dirs, bench_rankers(detect_time=detect_time), progress=not json_)
-    payload = res.to_dict()
-    if out_file:
-        out_file.write_text(json.dumps(payload, indent=2))
-    if json_:
-        _print_json(payload)
-    else:
-        out.print(render_table(res))
-        out.print(render_fault_table(res))
-        ov = res.overall()
-        out.print("mean over sets: " + "; ".join(
-            f"{r} AC@1 {v['AC@1']:.2f} AC@3 {v['AC@3']:.2f} Avg@5 {v['Avg@5']:.2f} ({v['mean_seconds_per_case']:.3f} s/case)"
-            for r, v in ov.items()))
+    _emit_bench(res.to_dict(), lambda _: render_report(res), out_file, json_)
 
 
 @bench_app.command("sim")

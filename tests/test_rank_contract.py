@@ -47,8 +47,7 @@ def _write(tmp_path, name: str, df: pd.DataFrame, services: list[str]) -> str:
     df.to_csv(d / "metrics.csv", index=False)
     (d / "inject_time.txt").write_text(str(int(df.time.iloc[N_NORMAL])))
     (d / "label.json").write_text(json.dumps({"root_cause_service": "x", "fault": "cpu"}))
-    chain = [s for s in services]
-    pd.DataFrame({"caller": chain[:-1], "callee": chain[1:]}).to_csv(d.parent.parent / "dependency.csv", index=False)
+    pd.DataFrame({"caller": services[:-1], "callee": services[1:]}).to_csv(d.parent.parent / "dependency.csv", index=False)
     return str(d)
 
 

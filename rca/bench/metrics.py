@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rca.errors import BadInput
-from rca.rank.categories import MICROSERVICE_CATEGORIES  # one vocabulary, defined by the ranker
 
-__all__ = ["KS", "METRIC_NAMES", "MICROSERVICE_CATEGORIES", "ac_at_k", "aggregate", "avg_at_5", "canonical_fault",
+__all__ = ["KS", "METRIC_NAMES", "ac_at_k", "aggregate", "avg_at_5", "canonical_fault",
            "case_scores", "chance_ac_at_k"]
 
 KS = (1, 2, 3, 4, 5)

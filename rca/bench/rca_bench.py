@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors.files import Case, iter_cases, read_case
-from rca.bench.metrics import METRIC_NAMES, MICROSERVICE_CATEGORIES, aggregate, canonical_fault, case_scores
+from rca.bench.metrics import METRIC_NAMES, aggregate, canonical_fault, case_scores
 from rca.errors import RcaError
+from rca.rank.categories import MICROSERVICE_CATEGORIES
 from rca.types import ENTITY_KINDS
 
-__all__ = ["BenchResult", "CaseResult", "render_fault_table", "render_table", "run_rca_bench"]
+__all__ = ["BenchResult", "CaseResult", "render_fault_table", "render_report", "render_table", "run_rca_bench"]
 
 RankerFn = Callable[[Case], Sequence[Any]]
 CATEGORIES = MICROSERVICE_CATEGORIES | {"unknown"}
@@ -186,3 +188,11 @@ def render_fault_table(result: BenchResult) -> Table:
                           *(f"{per[r]['AC@1']:.2f}/{per[r]['Avg@5']:.2f}" for r in result.rankers),
                           end_section=i == len(faults) - 1)
     return table
+
+
+def render_report(result: BenchResult) -> Group:
+    """What ``rca bench rca`` prints: the summary, the per-fault table, the mean over sets."""
+    line = "mean over sets: " + "; ".join(
+        f"{r} AC@1 {v['AC@1']:.2f} AC@3 {v['AC@3']:.2f} Avg@5 {v['Avg@5']:.2f} ({v['mean_seconds_per_case']:.3f} s/case)"
+        for r, v in result.overall().items())
+    return Group(render_table(result), render_fault_table(result), line)

@@ -66,9 +66,10 @@ def _rolling_sum(a: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.take_along_axis(c, idx.repeat(a.shape[0], 0), axis=1) - np.take_along_axis(c, lo, axis=1)
 
 
-def _window_steps(counts_b: np.ndarray, n_b: int, want: float) -> np.ndarray:
-    """Steps per window so that a window holds about ``want`` events at the baseline rate."""
-    rate = counts_b / max(n_b, 1)
+def _window_steps(counts_b: np.ndarray, steps_b: np.ndarray | int, want: float) -> np.ndarray:
+    """Steps per window so that a window holds about ``want`` events at the baseline rate
+    (``counts_b`` events over ``steps_b`` steps, per row)."""
+    rate = counts_b / np.maximum(steps_b, 1)
     return np.clip(np.ceil(want / np.maximum(rate, 1e-9)), 1, 20).astype(np.int64)
 
 
@@ -157,9 +158,7 @@ def trace_signals(spans: Sequence[Span], ts_grid: np.ndarray, aliases: Mapping[s
     orig = np.bincount(flat, weights=df["origin"].to_numpy(dtype=float)[ok], minlength=size).reshape(len(ents), T)
     b_cols = (ts_grid >= baseline.start) & (ts_grid <= baseline.end) if baseline else np.ones(T, dtype=bool)
     # the usual rate: over the steps that have spans at all (traces may cover part of the window)
-    active = n[:, b_cols] > 0
-    k = np.clip(np.ceil(40.0 / np.maximum(n[:, b_cols].sum(axis=1) / np.maximum(active.sum(axis=1), 1), 1e-9)),
-                1, 20).astype(np.int64)
+    k = _window_steps(n[:, b_cols].sum(axis=1), (n[:, b_cols] > 0).sum(axis=1), 40.0)
     rn, rs, ro = _rolling_sum(n, k), _rolling_sum(self_sum, k), _rolling_sum(orig, k)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_self = np.where(rn >= 5, rs / rn, np.nan)
