@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,26 @@ def _split(col: str) -> tuple[str, str]:
     return (svc, metric) if metric else (col, "value")
 
 
+_EDGE = re.compile(r"^edge_.+_(to|from)_([^_]+)$")
+
+
+def _edge_labels(pairs: list[tuple[str, str]]) -> tuple[SeriesKey, ...]:
+    """Keys for ``<service>_<metric>`` columns. A call-edge column (``a_edge_..._to_b``
+    measured by the caller, ``b_edge_..._from_a`` by the callee) also names the ``peer`` at the
+    other end and the ``side`` it was measured on, so the ranker can tell a slow link or callee
+    from a slow caller."""
+    services = {s for s, _ in pairs}
+    keys = []
+    for s, m in pairs:
+        hit = _EDGE.match(m)
+        if hit and hit.group(2) in services and hit.group(2) != s:
+            keys.append(SeriesKey.of(m, service=s, peer=hit.group(2),
+                                     side="client" if hit.group(1) == "to" else "server"))
+        else:
+            keys.append(SeriesKey.of(m, service=s))
+    return tuple(keys)
+
+
 def read_metrics(path: Path) -> MetricFrame:
     """``metrics.csv`` -> ``MetricFrame`` (sorted by time; for a repeated time the last row wins)."""
     where = path.name
@@ -100,7 +121,7 @@ def read_metrics(path: Path) -> MetricFrame:
             df[c] = num
     df = df.assign(time=np.round(t.to_numpy(dtype=np.float64)).astype(np.int64))
     df = df.sort_values("time", kind="stable").drop_duplicates("time", keep="last")
-    keys = tuple(SeriesKey.of(m, service=s) for s, m in map(_split, map(str, cols)))
+    keys = _edge_labels([_split(str(c)) for c in cols])
     values = np.ascontiguousarray(df[cols].to_numpy(dtype=np.float64).T)
     return MetricFrame(keys, df["time"].to_numpy(), values.reshape(len(cols), len(df)))
 

@@ -89,6 +89,8 @@ def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, inc
             if e in targets and classify(f.keys[i].name, f.keys[i].label("stat", "value") or "").family == signal]
     if not rows:
         return Symptom(entity=targets[0], signal=f"{statistic} {signal}")
+    # what the entity serves, not the calls it makes to others (those are its callees' latency)
+    rows = [i for i in rows if f.keys[i].label("side") != "client"] or rows
     exact = [i for i in rows if f.keys[i].label("stat") == statistic]
     rows = exact or rows
     ts = f.timestamps

@@ -4,16 +4,20 @@ on (or loads) a dependency path to the symptom.
 
 Steps (all entity-level; series scores come from ``rca.rank.scoring``):
 
-1. score every derived series, aggregate per entity (best series);
+1. score every derived series, aggregate per entity (best series); a call-edge series measured
+   by callers is about the callee when most of the callee's callers see it (``_edge_owners``);
 2. decide for every anomalous entity whether it is *explained*:
    * its own *intrinsic* anomalies (``load``, ``fault``, ``output``, a change event) make it
      a cause — unless its extra load is failover from a failing sibling or comes from an
      anomalous caller;
    * otherwise it is explained by an anomalous dependency that started no later, or by a
-     dependent whose load rose first (load-induced saturation — a noisy neighbour);
+     dependent whose load rose first (load-induced saturation — a noisy neighbour); a
+     dependency that only got *quieter* (fewer calls, less I/O) explains nothing — that is
+     what a failing caller does to its callees;
 3. roll a fault shared by most members of a group (replicas of a model or service, GPUs of
    a node) up to the group; a fault of one replica stays with the replica;
-4. score = deviation × (explained ? 0.3 : 1) × (connected to the symptom ? 1 : 0.5);
+4. score = deviation × (explained ? 0.3 : 1) × (connected to the symptom ? 1 : 0.5)
+   × exp(-lateness of the onset in the window);
 5. category from the evidence (``rca.rank.categories``), confidence from strength and margin.
 """
 
@@ -36,6 +40,10 @@ INTRINSIC = ("load", "fault", "output")
 EXPLAINED_PENALTY = 0.3
 UNRELATED_PENALTY = 0.5
 SHARED_KINDS = ("gpu", "node", "db")
+# an anomaly that starts late in the incident window is more likely an effect than the
+# cause: the score is multiplied by exp(-LATE_PENALTY * lateness), lateness in [0, 1] of the
+# window after the first onset
+LATE_PENALTY = 1.0
 LOAD_CAUSE_MIN = 2 * THRESHOLD
 AGREEMENT_BONUS = 0.25
 DEMAND_DRIVEN = frozenset({"traffic", "work", "cpu", "syscall", "network", "latency", "memory", "queue",
@@ -81,6 +89,38 @@ def _latency_rise(sig: Signals, scores) -> dict[EntityId, tuple[float, str]]:
     return out
 
 
+def _edge_owners(sig: Signals, scores) -> tuple[EntityId, ...]:
+    """Who a caller-side call-edge measurement (labels ``peer``, ``side="client"``) is about.
+
+    A call from X to Y got slower: the time is spent in Y, on the link, or in X's client.
+    When most callers of Y see it and X's calls to its other callees do not, it is about Y
+    (a slow link into Y or Y itself); when X sees it on most of its calls, it is about X.
+    Rows are re-attributed to the peer entity only in the first case.
+    """
+    ents = list(sig.entities)
+    of_service = {}
+    for k, e in zip(sig.frame.keys, ents, strict=True):
+        if k.label("service") and not k.label("peer"):
+            of_service.setdefault(k.label("service"), e)
+    edges = [(r, e, of_service.get(k.label("peer"))) for r, (k, e) in enumerate(zip(sig.frame.keys, ents, strict=True))
+             if k.label("side") == "client" and k.label("peer") in of_service]
+    if not edges:
+        return sig.entities
+    hot = {r: bool(scores.score[r] >= THRESHOLD) for r, _, _ in edges}
+    by_callee: dict[EntityId, list[bool]] = defaultdict(list)
+    by_caller: dict[EntityId, list[bool]] = defaultdict(list)
+    for r, x, y in edges:
+        by_callee[y].append(hot[r])
+        by_caller[x].append(hot[r])
+    for r, x, y in edges:
+        if hot[r]:
+            into_y = sum(by_callee[y]) / len(by_callee[y])
+            out_of_x = sum(by_caller[x]) / len(by_caller[x])
+            if into_y > out_of_x or (into_y == out_of_x and len(by_callee[y]) > 1):
+                ents[r] = y
+    return tuple(ents)
+
+
 class GraphRanker:
     name = "graph"
 
@@ -92,6 +132,8 @@ class GraphRanker:
         graph = context.graph
         member_group = {b: a for a, b, rel in graph.edges() if rel == "member_of"}
         scores = score_series(sig, context.baseline, context.incident, _peer_keys(sig, member_group))
+        if any(k.label("side") == "client" for k in sig.frame.keys):
+            sig = Signals(sig.frame, _edge_owners(sig, scores), sig.changes, sig.resolution)
         ents = entity_scores(sig, scores)
         tol = max(2 * context.incident.step, 60)  # onsets are only known to a sample or two
         anomalous = {e: es for e, es in ents.items() if es.score >= THRESHOLD}
@@ -168,6 +210,14 @@ class GraphRanker:
 
         lat_rise = _latency_rise(sig, scores)
 
+        def quieter(d_es: EntityScore) -> bool:
+            """Every significant move of the entity is *less* activity (fewer calls, less I/O
+            or CPU): that is what a caller in trouble does to its callees, not the other way."""
+            rows = d_es.rows or [r for m in groups.get(d_es.entity, []) if m in anomalous for r in anomalous[m].rows]
+            return bool(rows) and all(
+                scores.direction[r] < 0 and scores.infos[r].bad_direction == "up" and not scores.vanished[r]
+                and scores.infos[r].role not in ("errors", "fault") for r in rows)
+
         def too_small_to_explain(d: EntityId, e: EntityId) -> bool:
             """A callee whose latency rose by 1 ms cannot explain a caller that got 1 s slower
             (the latency budget): compared only when both have latency series in one unit."""
@@ -219,6 +269,8 @@ class GraphRanker:
                 for d in deps_of(e):
                     d_es = look(d)
                     if not d_es or not started_before(d_es, es) or explains_back(d, e):
+                        continue
+                    if quieter(d_es):
                         continue
                     # a slightly busier host (or a slightly odd dependency) does not explain a
                     # hundredfold slowdown
@@ -336,6 +388,13 @@ class GraphRanker:
         for e, es in anomalous.items():
             compressed.setdefault(e, es.score)
         final: list[tuple[float, EntityId]] = []
+        first = max(context.incident.start,
+                    min((es.onset for es in candidates.values() if es.onset >= 0), default=context.incident.start))
+
+        def lateness(onset: int) -> float:
+            """0 for the first onset among the candidates, 1 at the end of the window."""
+            return min(1.0, max(0.0, (onset - first) / max(context.incident.end - first, 1)))
+
         for e in candidates:
             f = compressed[e]
             if explained_by.get(e) is not None:
@@ -343,6 +402,8 @@ class GraphRanker:
                 f = min(f * EXPLAINED_PENALTY, 0.9 * compressed.get(r, f)) if r != e else f * EXPLAINED_PENALTY
             n_src = len({context.signals.keys[r].label("source") or "metrics" for r in candidates[e].rows})
             f *= 1.0 + AGREEMENT_BONUS * max(0, n_src - 1)  # metrics, logs and traces agree
+            if es_of(e).onset >= 0:
+                f *= math.exp(-LATE_PENALTY * lateness(es_of(e).onset))
             off_path = bool(relevant) and e not in relevant and e not in shared_explainer
             if off_path or (e != symptom and cannot_carry_symptom(e, es_of(e))):
                 f *= UNRELATED_PENALTY
