@@ -22,6 +22,12 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks: rank accuracy on
 app.add_typer(bench_app, name="bench")
 logs_app = typer.Typer(no_args_is_help=True, help="Log template mining.")
 app.add_typer(logs_app, name="logs")
+sources_app = typer.Typer(no_args_is_help=True, help="Telemetry sources: health of what is configured.")
+app.add_typer(sources_app, name="sources")
+SourceOpt = Annotated[list[str] | None, typer.Option(
+    "--source", help="source URL (repeatable): prometheus://host:9090, victoriametrics://host:8428, "
+                     "loki://…, tempo://…, jaeger://…, otlp, file:///path, sim://SCENARIO?seed=N; "
+                     "default: RCA_SOURCES_FILE")]
 out = Console()
 err = Console(stderr=True)
 
@@ -337,6 +343,87 @@ def logs_parse(
         _print_json(summary)
     else:
         out.print(f"{summary['lines']} lines, {summary['templates']} templates -> {out_file}")
+
+
+def _parse_now(now: str | None) -> int | None:
+    if now is None:
+        return None
+    import dateparser
+
+    when = dateparser.parse(now, settings={"TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True})
+    if when is None:
+        raise BadInput(f"--now {now!r} is not a time", field="--now", fix="use e.g. 2026-11-20T19:30:00Z")
+    return int(when.timestamp())
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help='e.g. "why was p99 slow at 20:00?"')],
+    source: SourceOpt = None,
+    now: Annotated[str | None, typer.Option(help="answer as if asked at this time (default: now)")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Answer a question about the fleet from the configured (or given) sources."""
+    import time as _time
+
+    from connectors.sources import build_connectors
+    from rca.answer import answer_json
+    from rca.ask import parse_question
+    from rca.engine import AnalysisRequest
+    from rca.settings import Settings
+    from rca.wiring import build_engine
+
+    settings = Settings()
+    connectors = build_connectors(source or [], settings)
+    if not connectors:
+        raise BadInput("no source to ask", field="--source",
+                       fix="pass --source prometheus://host:9090 (or sim://kv_cache_exhaustion), "
+                           "or set RCA_SOURCES_FILE")
+    at_now = _parse_now(now)
+    if at_now is None:  # a simulated source lives in its own time: ask as of its end
+        ends = [c.snapshot.window.end for c in connectors if hasattr(c, "snapshot")]
+        at_now = max(ends) if ends and len(ends) == len(connectors) else int(_time.time())
+    q = parse_question(question, now=at_now)
+    engine = build_engine(settings, connectors)
+    req = AnalysisRequest(at=q.at, question=q.text, signal=q.signal, statistic=q.statistic, scope=q.scope)
+    ans = answer_json(engine.analyze(req), {"tz": q.tz})
+    ans["sources"] = [c.name for c in connectors]
+    if json_:
+        _print_json(ans)
+        return
+    from rca.render import render_answer
+
+    render_answer(out, ans)
+
+
+@sources_app.command("check")
+def sources_check(source: SourceOpt = None, json_: JsonOpt = False) -> None:
+    """Print each source's health (exit 1 when one is down)."""
+    from connectors.sources import build_connectors, check_sources
+    from rca.settings import Settings
+
+    connectors = build_connectors(source or [], Settings())
+    if not connectors:
+        raise BadInput("no sources configured", field="--source",
+                       fix="pass --source URL or set RCA_SOURCES_FILE to a YAML file with a `sources:` list")
+    health = check_sources(connectors)
+    rows = [{"name": h.name, "status": h.status, "detail": h.detail,
+             "latency_s": None if h.latency_s != h.latency_s else round(h.latency_s, 3)} for h in health]
+    if json_:
+        _print_json(rows)
+    else:
+        from rich.table import Table
+
+        t = Table(title="sources")
+        for col in ("source", "status", "latency", "detail"):
+            t.add_column(col, overflow="fold")
+        colour = {"ok": "green", "degraded": "yellow", "down": "red"}
+        for r in rows:
+            lat = "" if r["latency_s"] is None else f"{r['latency_s'] * 1000:.0f} ms"
+            t.add_row(r["name"], f"[{colour[r['status']]}]{r['status']}[/]", lat, r["detail"])
+        out.print(t)
+    if any(h.status == "down" for h in health):
+        raise SystemExit(1)
 
 
 def main() -> None:

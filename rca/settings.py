@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     baseline_s: int = Field(default=10800, ge=300, description="baseline window length before the incident")
     max_hypotheses: int = Field(default=5, ge=1, le=50)
     timezone: str = Field(default="UTC", description="time zone for bare times in questions")
+    sources_file: str = Field(default="", description="YAML file with a `sources:` list (see connectors/sources.py)")
 
     def resolved_database_url(self) -> str:
         from rca.store import default_database_url
