@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rca.errors import BadInput, RcaError
 from rca.types import Health
 
-__all__ = ["KINDS", "SourceSpec", "build_connector", "build_connectors", "check_sources", "load_sources_file",
+__all__ = ["KINDS", "SourceSpec", "build_connector", "build_connectors", "check_sources", "close_all", "load_sources_file",
            "parse_source_url"]
 
 KINDS = ("prometheus", "victoriametrics", "loki", "tempo", "jaeger", "otlp", "file", "sim")
@@ -233,6 +233,14 @@ def build_connectors(urls: Sequence[str] = (), settings=None, client=None) -> li
     if not specs and settings is not None and getattr(settings, "sources_file", ""):
         specs = load_sources_file(settings.sources_file)
     return [build_connector(s, client=client, settings=settings) for s in specs]
+
+
+def close_all(connectors: Sequence) -> None:
+    """Close the connectors that hold HTTP clients or files."""
+    for c in connectors:
+        close = getattr(c, "close", None)
+        if callable(close):
+            close()
 
 
 def check_sources(connectors: Sequence) -> list[Health]:

@@ -345,6 +345,39 @@ def logs_parse(
         out.print(f"{summary['lines']} lines, {summary['templates']} templates -> {out_file}")
 
 
+@bench_app.command("connectors")
+def bench_connectors(
+    series: Annotated[int, typer.Option(help="series to backfill and fetch")] = 1000,
+    days: Annotated[float, typer.Option(help="days of history at --step")] = 1.0,
+    step: Annotated[int, typer.Option(help="seconds between samples")] = 30,
+    spans: Annotated[int, typer.Option(help="spans to ingest through the OTLP receiver")] = 50_000,
+    json_: JsonOpt = False,
+) -> None:
+    """Fetch N series x D days from a local Prometheus (started here) and ingest OTLP spans."""
+    import tempfile
+
+    from rca.bench.connectors_bench import run_fetch_bench
+    from rca.bench.otlp_bench import bench_ingest
+
+    if series < 1 or days <= 0 or step < 1 or spans < 1:
+        raise BadInput("--series, --days, --step and --spans must be positive", field="--series/--days/--step/--spans",
+                       fix="use e.g. --series 1000 --days 1 --step 30 --spans 50000")
+    with tempfile.TemporaryDirectory(prefix="rca-bench-") as tmp:
+        fetch = run_fetch_bench(tmp, series, days, step)
+    ingest = bench_ingest(spans)
+    result = {"fetch": fetch, "ingest": ingest}
+    if json_:
+        _print_json(result)
+        return
+    out.print(f"fetch {series} series x {days:g} day(s) at {step} s from {fetch.get('server', 'prometheus')}: "
+              f"[bold]{fetch['fetch_s']:.2f} s[/bold] (runs {fetch['fetch_runs_s']}; backfill {fetch['backfill_s']:.1f} s)")
+    for run in ingest["runs"]:
+        out.print(f"OTLP ingest via {run['transport']} ({ingest['batch']} spans per protobuf request): "
+                  f"[bold]{run['spans_per_s']:,} spans/s[/bold]")
+    out.print(f"[dim]decode alone {ingest['decode_spans_per_s']:,} spans/s, "
+              f"store alone {ingest['store_spans_per_s']:,} spans/s[/dim]")
+
+
 def _parse_now(now: str | None) -> int | None:
     if now is None:
         return None
@@ -366,7 +399,7 @@ def ask(
     """Answer a question about the fleet from the configured (or given) sources."""
     import time as _time
 
-    from connectors.sources import build_connectors
+    from connectors.sources import build_connectors, close_all
     from rca.answer import answer_json
     from rca.ask import parse_question
     from rca.engine import AnalysisRequest
@@ -386,7 +419,10 @@ def ask(
     q = parse_question(question, now=at_now)
     engine = build_engine(settings, connectors)
     req = AnalysisRequest(at=q.at, question=q.text, signal=q.signal, statistic=q.statistic, scope=q.scope)
-    ans = answer_json(engine.analyze(req), {"tz": q.tz})
+    try:
+        ans = answer_json(engine.analyze(req), {"tz": q.tz})
+    finally:
+        close_all(connectors)
     ans["sources"] = [c.name for c in connectors]
     if json_:
         _print_json(ans)
@@ -399,14 +435,17 @@ def ask(
 @sources_app.command("check")
 def sources_check(source: SourceOpt = None, json_: JsonOpt = False) -> None:
     """Print each source's health (exit 1 when one is down)."""
-    from connectors.sources import build_connectors, check_sources
+    from connectors.sources import build_connectors, check_sources, close_all
     from rca.settings import Settings
 
     connectors = build_connectors(source or [], Settings())
     if not connectors:
         raise BadInput("no sources configured", field="--source",
                        fix="pass --source URL or set RCA_SOURCES_FILE to a YAML file with a `sources:` list")
-    health = check_sources(connectors)
+    try:
+        health = check_sources(connectors)
+    finally:
+        close_all(connectors)
     rows = [{"name": h.name, "status": h.status, "detail": h.detail,
              "latency_s": None if h.latency_s != h.latency_s else round(h.latency_s, 3)} for h in health]
     if json_:

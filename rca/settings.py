@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     baseline_s: int = Field(default=10800, ge=300, description="baseline window length before the incident")
     max_hypotheses: int = Field(default=5, ge=1, le=50)
     timezone: str = Field(default="UTC", description="time zone for bare times in questions")
+    otlp_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="OTLP request size limit (413 above)")
+    otlp_retention_s: int = Field(default=7 * 86400, ge=3600, description="keep received spans/logs this long")
     sources_file: str = Field(default="", description="YAML file with a `sources:` list (see connectors/sources.py)")
 
     def resolved_database_url(self) -> str:
