@@ -29,16 +29,15 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from rca.errors import BadInput, SourceError, StoreError
-from rca.store import default_database_url
+from rca.store import default_database_url, make_engine
 from rca.types import Health, LogRecord, MetricFrame, Snapshot, Span, Window
 
 __all__ = ["OtlpStore", "OtlpStoreConnector"]
@@ -116,26 +115,7 @@ class OtlpStore:
         src = self.url_or_engine
         if isinstance(src, Engine):
             return src
-        url = src or default_database_url()
-        try:
-            u = make_url(url)
-        except (sa.exc.ArgumentError, ValueError) as e:
-            raise BadInput(f"not a database URL: {e}", field="database_url",
-                           fix="use e.g. sqlite:////var/lib/rca/rca.db or postgresql+psycopg://...") from None
-        kw: dict[str, Any] = {}
-        if u.get_backend_name() == "sqlite":
-            db = u.database or ""
-            if db in ("", ":memory:"):
-                kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-            elif not db.startswith("file:"):
-                try:
-                    Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise StoreError(f"cannot create the folder of {db}: {e}") from e
-        try:
-            return sa.create_engine(u, **kw)
-        except (SQLAlchemyError, ImportError) as e:
-            raise StoreError(f"cannot open {u.render_as_string(hide_password=True)}: {e}") from e
+        return make_engine(src or default_database_url())
 
     @property
     def engine(self) -> Engine:

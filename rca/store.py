@@ -111,6 +111,30 @@ def default_database_url() -> str:
     return f"sqlite:///{Path(base) / 'rca' / 'rca.db'}"
 
 
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url`` (bad URL -> BadInput; cannot open -> StoreError). An
+    in-memory SQLite database is one shared connection; a file's folder is created."""
+    try:
+        u = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as e:
+        raise BadInput(f"not a database URL: {e}", field="database_url",
+                       fix="use e.g. sqlite:////var/lib/rca/rca.db or postgresql+psycopg://...") from None
+    kw: dict[str, Any] = {}
+    if u.get_backend_name() == "sqlite":
+        db = u.database or ""
+        if db in ("", ":memory:"):
+            kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+        elif not db.startswith("file:"):
+            try:
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create the folder of {db}: {e}") from e
+    try:
+        return sa.create_engine(u, **kw)
+    except (SQLAlchemyError, ImportError) as e:
+        raise StoreError(f"cannot open {u.render_as_string(hide_password=True)}: {e}") from e
+
+
 def _f(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -136,22 +160,7 @@ class SqlStore:
     # ---- connection and schema ------------------------------------------------------------
 
     def _make_engine(self) -> Engine:
-        try:
-            u = make_url(self.url)
-        except (sa.exc.ArgumentError, ValueError) as e:
-            raise BadInput(f"not a database URL: {e}", field="database_url",
-                           fix="use e.g. sqlite:////var/lib/rca/rca.db or postgresql+psycopg://...") from None
-        kw: dict[str, Any] = {}
-        if u.get_backend_name() == "sqlite":
-            db = u.database or ""
-            if db in ("", ":memory:"):
-                kw.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
-            elif not db.startswith("file:"):
-                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return sa.create_engine(u, **kw)
-        except (SQLAlchemyError, ImportError) as e:
-            raise StoreError(f"cannot open {u.render_as_string(hide_password=True)}: {e}") from e
+        return make_engine(self.url)
 
     @property
     def engine(self) -> Engine:
