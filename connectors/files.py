@@ -26,7 +26,8 @@ import pandas as pd
 from rca.errors import BadInput, NotFound
 from rca.types import Inventory, LogRecord, MetricFrame, Relation, SeriesKey, Snapshot, Span, Window
 
-__all__ = ["Case", "column_name", "iter_cases", "read_case", "read_dependencies", "read_metrics"]
+__all__ = ["Case", "column_name", "edge_labels", "iter_cases", "read_case", "read_dependencies", "read_logs",
+           "read_metrics", "read_traces", "split_column"]
 
 LOG_COLUMNS = ("timestamp", "service", "level", "message")
 TRACE_COLUMNS = ("traceID", "spanID", "parentSpanID", "serviceName", "operationName",
@@ -64,7 +65,7 @@ def column_name(key: SeriesKey) -> str:
     return f"{key.label('service')}_{key.name}"
 
 
-def _split(col: str) -> tuple[str, str]:
+def split_column(col: str) -> tuple[str, str]:
     svc, _, metric = col.partition("_")
     return (svc, metric) if metric else (col, "value")
 
@@ -72,7 +73,7 @@ def _split(col: str) -> tuple[str, str]:
 _EDGE = re.compile(r"^edge_.+_(to|from)_([^_]+)$")
 
 
-def _edge_labels(pairs: list[tuple[str, str]]) -> tuple[SeriesKey, ...]:
+def edge_labels(pairs: list[tuple[str, str]]) -> tuple[SeriesKey, ...]:
     """Keys for ``<service>_<metric>`` columns. A call-edge column (``a_edge_..._to_b``
     measured by the caller, ``b_edge_..._from_a`` by the callee) also names the ``peer`` at the
     other end and the ``side`` it was measured on, so the ranker can tell a slow link or callee
@@ -121,7 +122,7 @@ def read_metrics(path: Path) -> MetricFrame:
             df[c] = num
     df = df.assign(time=np.round(t.to_numpy(dtype=np.float64)).astype(np.int64))
     df = df.sort_values("time", kind="stable").drop_duplicates("time", keep="last")
-    keys = _edge_labels([_split(str(c)) for c in cols])
+    keys = edge_labels([split_column(str(c)) for c in cols])
     values = np.ascontiguousarray(df[cols].to_numpy(dtype=np.float64).T)
     return MetricFrame(keys, df["time"].to_numpy(), values.reshape(len(cols), len(df)))
 
@@ -178,7 +179,7 @@ def read_dependencies(path: Path) -> list[tuple[str, str]]:
     return list(dict.fromkeys((x, y) for x, y in pairs if x and y and x != y))
 
 
-def _read_logs(path: Path) -> tuple[LogRecord, ...]:
+def read_logs(path: Path) -> tuple[LogRecord, ...]:
     df = _read_str_csv(path, LOG_COLUMNS)
     ts = _int_column(df, "timestamp", path)
     extra = [c for c in ("pod", "container") if c in df.columns]
@@ -201,7 +202,7 @@ def _status(code: str) -> str:
     return "ok"
 
 
-def _read_traces(path: Path) -> tuple[Span, ...]:
+def read_traces(path: Path) -> tuple[Span, ...]:
     df = _read_str_csv(path, TRACE_COLUMNS)
     start = _int_column(df, "startTime", path) * 1000
     end = start + _int_column(df, "duration", path) * 1000
@@ -254,8 +255,8 @@ def read_case(path: str | Path) -> Case:
     ts = metrics.timestamps
     step = int(round(float(np.median(np.diff(ts))))) if len(ts) > 1 else 1
     window = Window(int(ts[0]), int(ts[-1]), max(step, 1))
-    logs = _read_logs(case_dir / "logs.csv") if (case_dir / "logs.csv").is_file() else ()
-    spans = _read_traces(case_dir / "traces.csv") if (case_dir / "traces.csv").is_file() else ()
+    logs = read_logs(case_dir / "logs.csv") if (case_dir / "logs.csv").is_file() else ()
+    spans = read_traces(case_dir / "traces.csv") if (case_dir / "traces.csv").is_file() else ()
     gfile = _graph_file(case_dir)
     deps = read_dependencies(gfile) if gfile else None
 

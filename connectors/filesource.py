@@ -54,12 +54,12 @@ from prometheus_client.parser import parse_labels
 from connectors.files import (
     LOG_COLUMNS,
     TRACE_COLUMNS,
-    _edge_labels,
-    _read_logs,
-    _read_traces,
-    _split,
+    edge_labels,
     read_case,
+    read_logs,
     read_metrics,
+    read_traces,
+    split_column,
 )
 from rca.emit.otlp_json import read_otlp_logs, read_otlp_traces
 from rca.errors import BadInput, NotFound
@@ -198,7 +198,7 @@ def frame_from_wide(df: pd.DataFrame, where: str) -> MetricFrame:
             raise BadInput(f"column {c!r} of {where} holds {df[c].iloc[bad]!r} (line {bad + 2}), not a number",
                            field=str(c), fix="numeric values only; leave a missing value empty")
         values[i] = v
-    keys = list(_edge_labels([_split(str(c)) for c in cols]))
+    keys = list(edge_labels([split_column(str(c)) for c in cols]))
     rows = np.repeat(np.arange(len(cols)), len(df))
     return _matrix(rows, np.tile(ts, len(cols)), values.ravel(), keys)
 
@@ -248,9 +248,9 @@ def read_table(path: Path) -> tuple[MetricFrame, tuple[Span, ...], tuple[LogReco
     if layout == "wide":
         return read_metrics(path), (), ()
     if layout == "logs":
-        return MetricFrame.empty(), (), _read_logs(path)
+        return MetricFrame.empty(), (), read_logs(path)
     if layout == "traces":
-        return MetricFrame.empty(), _read_traces(path), ()
+        return MetricFrame.empty(), read_traces(path), ()
     if layout == "long":
         try:
             df = pd.read_csv(path, dtype=str, keep_default_na=False)

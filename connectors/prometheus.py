@@ -51,7 +51,7 @@ import tenacity
 
 from connectors.inventory import inventory_from_labels
 from rca.errors import SourceError, SourceTimeout
-from rca.signals import _counter_increase, histogram_quantile
+from rca.signals import counter_increase, histogram_quantile
 from rca.types import Health, MetricFrame, SeriesKey, Snapshot, Window
 
 __all__ = ["DEFAULT_SELECTOR", "FRACTION_NAMES", "LABEL_RULES", "RENAMED", "UNIT_RULES", "PrometheusConnector",
@@ -645,7 +645,7 @@ def quantile_from_buckets(frame: MetricFrame, metric: str, q: float, by: Iterabl
     rows = [i for i, k in enumerate(frame.keys) if k.name == metric + "_bucket" and k.label("le") is not None]
     if not rows:
         return MetricFrame.empty(ts)
-    inc = _counter_increase(frame.values[rows], w)
+    inc = counter_increase(frame.values[rows], w)
     groups: dict[tuple[tuple[str, str], ...], dict[float, np.ndarray]] = {}
     for j, i in enumerate(rows):
         k = frame.keys[i]

@@ -31,7 +31,7 @@ import numpy as np
 from rca.entities import entity_of_series
 from rca.types import EntityId, MetricFrame, SeriesKey
 
-__all__ = ["Change", "Signals", "derive", "histogram_quantile"]
+__all__ = ["Change", "Signals", "counter_increase", "derive", "histogram_quantile"]
 
 _CATEGORICAL = ("code", "status_code", "status", "finished_reason", "http_status_code")
 _DROP_INFO_LABELS = ("version", "revision", "image", "git_sha", "commit", "build")
@@ -65,7 +65,7 @@ class Signals:
         return self.frame.keys[i].label("stat", "value") or "value"
 
 
-def _counter_increase(v: np.ndarray, w: int) -> np.ndarray:
+def counter_increase(v: np.ndarray, w: int) -> np.ndarray:
     """Increase over the last ``w`` samples per row, with counter resets handled (NaN kept)."""
     d = np.diff(v, axis=1, prepend=np.nan)
     d = np.where(d < 0, v, d)  # a reset: the counter restarted from 0
@@ -179,7 +179,7 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
 
     # counters: one increase pass over all of them
     c_idx = [i for group in counters.values() for _, _, i in group]
-    inc = _counter_increase(frame.values[c_idx], w) if c_idx else np.empty((0, len(ts)))
+    inc = counter_increase(frame.values[c_idx], w) if c_idx else np.empty((0, len(ts)))
     pos = {i: j for j, i in enumerate(c_idx)}
     for (name, group), members in counters.items():
         block = inc[[pos[i] for _, _, i in members]]
@@ -212,7 +212,7 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
     for bounds, groups in layouts.items():
         idx = [i for g in groups for _, i in buckets[g]]
         B = len(bounds)
-        inc_b = _counter_increase(frame.values[idx], w).reshape(len(groups), B, len(ts))
+        inc_b = counter_increase(frame.values[idx], w).reshape(len(groups), B, len(ts))
         qs = {q: histogram_quantile(q, np.array(bounds), inc_b, return_width=True) for q in (0.5, 0.95, 0.99)}
         for gi, (base, labels) in enumerate(groups):
             gkey = SeriesKey(base, labels)
@@ -223,18 +223,18 @@ def derive(frame: MetricFrame, aliases: Mapping[str, EntityId] | None = None,
                 if np.isfinite(w_row).any():
                     res[len(rows) - 1] = float(np.nanmedian(w_row))
             c_i, s_i = counts.pop((base, labels), None), sums.pop((base, labels), None)
-            n = inc_b[gi, -1] if c_i is None else _counter_increase(frame.values[[c_i]], w)[0]
+            n = inc_b[gi, -1] if c_i is None else counter_increase(frame.values[[c_i]], w)[0]
             keys.append(gkey.with_name(base, stat="rate"))
             rows.append(n / dt)
             if s_i is not None:
-                s = _counter_increase(frame.values[[s_i]], w)[0]
+                s = counter_increase(frame.values[[s_i]], w)[0]
                 with np.errstate(invalid="ignore", divide="ignore"):
                     keys.append(gkey.with_name(base, stat="mean"))
                     rows.append(np.where(n > 0, s / n, np.nan))
     # summaries' or orphan _sum/_count: keep as rates
     for (base, labels), i in list(sums.items()) + list(counts.items()):
         keys.append(SeriesKey(base, labels).with_name(base, stat="rate"))
-        rows.append(_counter_increase(frame.values[[i]], w)[0] / dt)
+        rows.append(counter_increase(frame.values[[i]], w)[0] / dt)
 
     values = np.vstack(rows) if rows else np.empty((0, len(ts)))
     out = MetricFrame(tuple(keys), ts, values)
