@@ -18,6 +18,36 @@ from models.base import BaseDetector, as_matrix
 __all__ = ["NSigmaDeviation", "RobustDeviation"]
 
 
+def _robust_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: 25th/50th/75th percentile and median absolute deviation, NaN ignored; exactly
+    ``np.nanpercentile(X, [25, 50, 75], axis=1)`` and ``np.nanmedian(|X - med|, axis=1)``.
+    Rows without NaN take one vectorised ``np.percentile`` / ``np.median`` (the nan-functions
+    loop over rows in Python and run the same computation per row); the others keep the
+    nan-functions. (For rows shorter than 600, ``np.nanmedian`` goes through masked arrays,
+    which sum the two middle values, so a huge |deviation| could overflow there but not in
+    ``np.median``: such rows also keep ``np.nanmedian``.)"""
+    clean = ~np.isnan(X).any(axis=1)
+    if X.dtype != np.float64 or not clean.any():
+        q1, med, q3 = np.nanpercentile(X, [25, 50, 75], axis=1)
+        return q1, med, q3, np.nanmedian(np.abs(X - med[:, None]), axis=1)
+    q1, med, q3 = np.empty((3, X.shape[0]))
+    mad = np.empty(X.shape[0])
+    rest = ~clean
+    q1[clean], med[clean], q3[clean] = np.percentile(X[clean], [25, 50, 75], axis=1)
+    if rest.any():
+        q1[rest], med[rest], q3[rest] = np.nanpercentile(X[rest], [25, 50, 75], axis=1)
+    D = np.abs(X - med[:, None])
+    if X.shape[1] < 600:
+        big = np.zeros(X.shape[0], dtype=bool)
+        big[clean] = ~(D[clean].max(axis=1) < 1e300)
+        rest, clean = rest | big, clean & ~big
+    if clean.any():
+        mad[clean] = np.median(D[clean], axis=1)
+    if rest.any():
+        mad[rest] = np.nanmedian(D[rest], axis=1)
+    return q1, med, q3, mad
+
+
 class RobustDeviation(BaseDetector):
     """|x - median_b| / scale_b.
 
@@ -38,8 +68,7 @@ class RobustDeviation(BaseDetector):
                 med = np.full(X.shape[0], np.nan)
                 q1 = q3 = mad = med
             else:
-                q1, med, q3 = np.nanpercentile(X, [25, 50, 75], axis=1)
-                mad = np.nanmedian(np.abs(X - med[:, None]), axis=1)
+                q1, med, q3, mad = _robust_rows(X)
         scale = np.fmax.reduce([(q3 - q1) / 1.349, 1.4826 * mad, self.rel_floor * np.abs(med),
                                 np.full_like(med, self.abs_floor)])
         self.median_ = med

@@ -126,6 +126,7 @@ def score_log_templates(
     max_examples: int = 3,
     n_neighbors: int = 5,
     min_ratio: float = 2.0,
+    templates: Sequence[str] | None = None,
 ) -> list[TemplateFinding]:
     """Anomalous templates of ``incident`` against ``baseline``, highest score first.
 
@@ -134,11 +135,21 @@ def score_log_templates(
     ``new``/``burst``/``error_rate`` finding; a ``burst`` or ``error_rate`` must also be at least
     ``min_ratio`` x the baseline rate (a busy template that grows with traffic is not a burst). Window durations come from the records' own time
     spans (equal durations are assumed when a window has fewer than two lines).
+
+    ``templates``: the template of every line of ``baseline`` then ``incident``, already mined
+    by the caller *on exactly these lines in this order* (what ``miner.fit_transform`` would
+    return); the lines are then not mined again.
     """
     if not incident:
         return []
     df = pd.concat([_frame(baseline, "base"), _frame(incident, "inc")], ignore_index=True)
-    df["template"] = (miner or LogTemplateMiner()).fit_transform(df["body"].tolist())
+    if templates is not None:
+        if len(templates) != len(df):
+            raise BadInput(f"{len(templates)} templates for {len(df)} log lines", field="templates",
+                           fix="give one template per baseline and incident line, in that order")
+        df["template"] = list(templates)
+    else:
+        df["template"] = (miner or LogTemplateMiner()).fit_transform(df["body"].tolist())
     base_ts, inc_ts = df.loc[df.window == "base", "ts"].to_numpy(), df.loc[df.window == "inc", "ts"].to_numpy()
     d_base, d_inc = _duration(base_ts), _duration(inc_ts)
     ratio = d_inc / d_base if d_base > 0 and d_inc > 0 else 1.0

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 __all__ = ["MASK", "MASK_RULES", "glue", "mask", "normalise_template", "render", "tokens"]
 
@@ -57,6 +58,53 @@ MASK_RULES: tuple[tuple[str, str, str], ...] = (
 _COMPILED = tuple((re.compile(p), r) for _, p, r in MASK_RULES)
 _RUN = re.compile(r"<\*>(?:[\s,;:/|#.+\-=]*<\*>)+")
 
+# Speed, not semantics: per rule a cheap *necessary* condition for a match (a literal the
+# pattern must contain, or a short literal-led regex the match must contain). A rule whose
+# condition fails cannot match, so skipping its ``sub`` leaves the text unchanged. Conditions
+# are checked on the current text (earlier rules only ever remove characters into ``<*>``),
+# and are tied to the exact pattern they were derived from: an edited pattern loses its
+# pre-check (and stays correct) until the pre-check is re-derived.
+_DIGIT = re.compile(r"\d")
+_BOOL_WORDS = ("true", "false", "null", "none", "nil", "True", "False", "None", "NULL", "TRUE", "FALSE")
+
+
+def _pre(rx: str, *literals: str, counts: tuple[str, int] | None = None):  # noqa: ANN202
+    """A pre-check: all ``literals`` present, ``counts`` (char, n) at least n times, then ``rx``."""
+    crx = re.compile(rx) if rx else None
+
+    def check(m: str) -> bool:
+        if counts is not None and m.count(counts[0]) < counts[1]:
+            return False
+        for lit in literals:
+            if lit not in m:
+                return False
+        return crx is None or crx.search(m) is not None
+    return check
+
+
+_PRECHECKS = {
+    "url": (MASK_RULES[0][1], _pre("", "://")),
+    "uuid": (MASK_RULES[1][1], _pre(r"-[0-9a-fA-F]{4}-", counts=("-", 4))),
+    "timestamp": (MASK_RULES[2][1], _pre(r"-\d{1,2}-\d", counts=("-", 2))),
+    "time": (MASK_RULES[3][1], _pre(r":\d\d:", counts=(":", 2))),
+    "ipv4": (MASK_RULES[4][1], _pre(r"\.\d{1,3}\.\d{1,3}\.\d", counts=(".", 3))),
+    "mac": (MASK_RULES[5][1], _pre(r":[0-9a-fA-F]{2}:", counts=(":", 5))),
+    "ipv6": (MASK_RULES[6][1], lambda m: "::" in m or (m.count(":") >= 7 and _IPV6_PRE.search(m) is not None)),
+    "host_port": (MASK_RULES[7][1], _pre(r":\d", ".")),
+    "win_path": (MASK_RULES[8][1], _pre("", ":\\")),
+    "path": (MASK_RULES[9][1], _pre("", "/")),
+    "hex": (MASK_RULES[10][1], lambda m: "0x" in m or "0X" in m),
+    "kv_value": (MASK_RULES[13][1], _pre("", "=")),
+    "bool_null": (MASK_RULES[14][1], lambda m: any(w in m for w in _BOOL_WORDS)),
+}
+_IPV6_PRE = re.compile(r":[0-9a-fA-F]{1,4}:")
+# rules that cannot match text without a (unicode) decimal digit: ``\d`` is part of every match
+_NEEDS_DIGIT = frozenset({"timestamp", "time", "ipv4", "host_port", "hex", "size_duration", "digit_id", "number"})
+_PIPELINE = tuple(
+    (rx, repl, _PRECHECKS[name][1] if name in _PRECHECKS and _PRECHECKS[name][0] == pat else None,
+     name in _NEEDS_DIGIT)
+    for (name, pat, _), (rx, repl) in zip(MASK_RULES, _COMPILED, strict=True))
+
 
 def normalise_template(text: str) -> str:
     """Collapse adjacent ``<*>`` joined by separators into one ``<*>`` and squeeze spaces."""
@@ -66,10 +114,24 @@ def normalise_template(text: str) -> str:
 _GLUED = re.compile(r"\s*<\*>\s*")
 
 
+@lru_cache(maxsize=1 << 16)
 def mask(message: str) -> str:
-    """The message with its parameters replaced by ``<*>`` (then normalised)."""
-    for rx, repl in _COMPILED:
-        message = rx.sub(repl, message)
+    """The message with its parameters replaced by ``<*>`` (then normalised).
+
+    Results are cached (log lines repeat, within a window and across overlapping windows);
+    rules that cannot match are skipped (see ``_PRECHECKS``): the output is the one of applying
+    every rule of ``MASK_RULES`` in order."""
+    digit = _DIGIT.search(message) is not None
+    for rx, repl, pre, needs_digit in _PIPELINE:
+        if needs_digit and not digit:
+            continue  # digits are only ever removed, never added
+        if pre is not None and not pre(message):
+            continue
+        out = rx.sub(repl, message)
+        if out is not message and out != message:
+            message = out
+            if digit:
+                digit = _DIGIT.search(message) is not None
     return normalise_template(message)
 
 

@@ -130,8 +130,13 @@ def _latency_vs_load(inp: RuleInput) -> tuple[np.ndarray, np.ndarray, bool]:
     """TTFT/TPOT against the queue of the same entity (waiting + running requests)."""
     sig = inp.signals
     load_rows: dict[str, list[int]] = {}
+    families: dict[tuple[str, str], str] = {}
     for j, k in enumerate(sig.frame.keys):
-        if classify(k.name, sig.stat(j)).family in ("queue_waiting", "queue"):
+        ns = (k.name, sig.stat(j))
+        fam = families.get(ns)
+        if fam is None:
+            fam = families[ns] = classify(*ns).family
+        if fam in ("queue_waiting", "queue"):
             load_rows.setdefault(sig.entities[j], []).append(j)
     F = sig.frame.values
     L = np.full((len(inp.rows), F.shape[1]), np.nan)
@@ -193,18 +198,25 @@ def _claims(signals: Signals) -> dict[int, int]:
     """Row -> index of the first rule that claims it."""
     out: dict[int, int] = {}
     compiled = [(re.compile(r.name), re.compile(r.stat)) for r in RULES]
+    memo: dict[tuple[str, str], int] = {}  # the claim depends on (name, stat) only
     for j, k in enumerate(signals.frame.keys):
         stat = signals.stat(j)
-        fam = None
-        for n, (rule, (name_re, stat_re)) in enumerate(zip(RULES, compiled, strict=True)):
-            if not (name_re.search(k.name) and stat_re.search(stat)):
-                continue
-            if rule.family:
-                fam = fam or classify(k.name, stat).family
-                if fam != rule.family:
+        claim = memo.get((k.name, stat))
+        if claim is None:
+            claim = -1
+            fam = None
+            for n, (rule, (name_re, stat_re)) in enumerate(zip(RULES, compiled, strict=True)):
+                if not (name_re.search(k.name) and stat_re.search(stat)):
                     continue
-            out[j] = n
-            break
+                if rule.family:
+                    fam = fam or classify(k.name, stat).family
+                    if fam != rule.family:
+                        continue
+                claim = n
+                break
+            memo[(k.name, stat)] = claim
+        if claim >= 0:
+            out[j] = claim
     return out
 
 
@@ -227,6 +239,12 @@ def _persist(a: np.ndarray, k: int = 3) -> np.ndarray:
     from rca.rank.scoring import rolling_median
 
     return rolling_median(a, k)
+
+
+def _nanmedian_rows(X: np.ndarray) -> np.ndarray:
+    from rca.rank.scoring import nanmedian_rows as fast
+
+    return fast(X)
 
 
 def natural_level(scores: np.ndarray, flag_at: float) -> np.ndarray:
@@ -257,7 +275,7 @@ def _anomalies(signals: Signals, rows: np.ndarray, level: np.ndarray, raw: np.nd
     pidx = np.argmax(lv, axis=1) if lv.shape[1] else np.zeros(len(rows), int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        base_med = np.nanmedian(X_b, axis=1) if X_b.shape[1] else np.full(len(rows), np.nan)
+        base_med = _nanmedian_rows(X_b) if X_b.shape[1] else np.full(len(rows), np.nan)
     out = []
     for n in np.flatnonzero(top >= min_level):
         observed = float(X_i[n, pidx[n]]) if X_i.shape[1] else float("nan")
@@ -446,15 +464,24 @@ def _drift(snapshot: Snapshot, baseline: Window, incident: Window) -> tuple[Any,
     return tuple(f for f in drift_report(base_f, cur_f) if f.severity in ("moderate", "significant"))
 
 
-def _log_findings(snapshot: Snapshot, baseline: Window, incident: Window) -> tuple[Any, ...]:
+def _log_findings(snapshot: Snapshot, baseline: Window, incident: Window,
+                  templates: Sequence[str] | None = None) -> tuple[Any, ...]:
+    """Log-template findings of the incident against the baseline. ``templates``: the template
+    of every line of ``snapshot.logs`` mined on all of them; reused (no second mining) when the
+    baseline and incident lines are all of the snapshot's lines in the same order, the only
+    case where mining them again would give the same templates."""
     from models.log_anomaly import score_log_templates
 
-    if not snapshot.logs:
+    logs = snapshot.logs
+    if not logs:
         return ()
     lo, mid, hi = baseline.start * 10**9, incident.start * 10**9, (incident.end + incident.step) * 10**9
-    base = [r for r in snapshot.logs if lo <= r.ts_ns < mid]
-    inc = [r for r in snapshot.logs if mid <= r.ts_ns < hi]
-    return tuple(score_log_templates(base, inc))
+    base = [r for r in logs if lo <= r.ts_ns < mid]
+    inc = [r for r in logs if mid <= r.ts_ns < hi]
+    same = (templates is not None and len(templates) == len(logs) and len(base) + len(inc) == len(logs)
+            and all(type(r.body) is str for r in logs)
+            and all(a is b for a, b in zip(base + inc, logs, strict=True)))
+    return tuple(score_log_templates(base, inc, templates=list(templates) if same else None))
 
 
 def _generic(signals: Signals, rows: np.ndarray, X_b: np.ndarray, X_i: np.ndarray, ts_b: np.ndarray,
@@ -468,7 +495,7 @@ def _generic(signals: Signals, rows: np.ndarray, X_b: np.ndarray, X_i: np.ndarra
     r = FleetScanner(step_s=step, t0_s=float(ts_b[0]), score_t0_s=float(ts_i[0])).fit(X_b).score(X_i)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        base_med = np.nanmedian(X_b, axis=1)
+        base_med = _nanmedian_rows(X_b)
     out = []
     for n in np.flatnonzero(r.score >= min_level):
         if r.peak[n] < 0:
@@ -486,8 +513,10 @@ def _generic(signals: Signals, rows: np.ndarray, X_b: np.ndarray, X_i: np.ndarra
 
 
 def detect(signals: Signals, snapshot: Snapshot, baseline: Window, incident: Window,
-           min_level: float = 0.9) -> Detection:
-    """Every rule and the fleet scanner over ``signals``; anomalies with level >= ``min_level``."""
+           min_level: float = 0.9, templates: Sequence[str] | None = None) -> Detection:
+    """Every rule and the fleet scanner over ``signals``; anomalies with level >= ``min_level``.
+    ``templates``: the log template of every line of ``snapshot.logs``, when the caller has
+    mined them already (``LogTemplateMiner().fit_transform`` on all the bodies, in order)."""
     from rca.entities import aliases_from_inventory
 
     F = signals.frame
@@ -522,5 +551,5 @@ def detect(signals: Signals, snapshot: Snapshot, baseline: Window, incident: Win
     found = [a for a in found if a.level >= min_level]
     found.sort(key=lambda a: (-a.level, -a.score, a.onset))
     return Detection(anomalies=tuple(found), drift=_drift(snapshot, baseline, incident),
-                     logs=_log_findings(snapshot, baseline, incident), series_scanned=len(F))
+                     logs=_log_findings(snapshot, baseline, incident, templates), series_scanned=len(F))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import warnings
 from collections.abc import Sequence
@@ -45,7 +46,8 @@ __all__ = ["AnalysisRequest", "Engine", "merge_snapshots", "pick_symptom"]
 class AnalysisRequest:
     """What to analyse. Either ``at`` (the time asked about, unix s) or an explicit incident
     ``window`` (and optionally its ``baseline``). ``signal``/``statistic`` name the symptom
-    (``latency``/``p99``, ``errors``/``error_ratio`` …); ``scope`` restricts it to entities."""
+    (``latency``/``p99``, ``errors``/``error_ratio`` …); ``scope`` restricts it to entities and
+    ``metric`` (a regex on metric names, e.g. ``time_to_first_token``) to some of its series."""
 
     at: int | None = None
     window: Window | None = None
@@ -54,6 +56,7 @@ class AnalysisRequest:
     signal: str = "latency"
     statistic: str = "p99"
     scope: tuple[EntityId, ...] = ()
+    metric: str | None = None
     params: dict = field(default_factory=dict)
 
 
@@ -75,10 +78,11 @@ def _entry_points(graph: DependencyGraph) -> list[EntityId]:
 
 
 def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, incident: Window,
-                 signal: str, statistic: str, scope: Sequence[EntityId] = (),
+                 signal: str, statistic: str, scope: Sequence[EntityId] = (), metric: str | None = None,
                  ) -> Symptom | None:
     """The series the question is about: ``signal`` family with ``statistic`` on the scoped
-    entity (default: the entry point of the call graph, e.g. the API gateway)."""
+    entity (default: the entry point of the call graph, e.g. the API gateway), narrowed to
+    metric names matching ``metric`` when some do (TTFT rather than any latency)."""
     targets = list(scope) or _entry_points(graph)
     if not targets:
         return None
@@ -91,6 +95,9 @@ def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, inc
         return Symptom(entity=targets[0], signal=f"{statistic} {signal}")
     # what the entity serves, not the calls it makes to others (those are its callees' latency)
     rows = [i for i in rows if f.keys[i].label("side") != "client"] or rows
+    if metric:
+        rx = re.compile(metric, re.I)
+        rows = [i for i in rows if rx.search(f.keys[i].name)] or rows
     exact = [i for i in rows if f.keys[i].label("stat") == statistic]
     rows = exact or rows
     ts = f.timestamps
@@ -132,7 +139,8 @@ class Engine:
 
     def __init__(self, connectors: Sequence[Connector], ranker: Ranker, store: Store | None = None,
                  graph_builders: Sequence | None = None, incident_before_s: int = 900,
-                 incident_after_s: int = 300, baseline_s: int = 3600, detect_anomalies: bool = True) -> None:
+                 incident_after_s: int = 300, baseline_s: int = 3600, detect_anomalies: bool = True,
+                 max_window_s: int = 86400) -> None:
         self.connectors = list(connectors)
         self.ranker = ranker
         self.store = store
@@ -141,6 +149,7 @@ class Engine:
         self.incident_after_s = incident_after_s
         self.baseline_s = baseline_s
         self.detect_anomalies = detect_anomalies
+        self.max_window_s = max_window_s
 
     def windows(self, req: AnalysisRequest, step: int) -> tuple[Window, Window]:
         if req.window is not None:
@@ -149,6 +158,10 @@ class Engine:
             inc = Window(req.at - self.incident_before_s, req.at + self.incident_after_s, step)
         else:
             raise BadInput("nothing to analyse", field="at", fix="give a time (at) or a window")
+        if inc.end - inc.start > self.max_window_s:
+            raise BadInput(f"the window is {(inc.end - inc.start) / 3600:.1f} h long, over the "
+                           f"{self.max_window_s / 3600:g} h limit", field="window",
+                           fix="ask about a shorter time range (or raise RCA_MAX_WINDOW_S)")
         base = req.baseline or Window(inc.start - self.baseline_s, inc.start - inc.step, inc.step)
         return base, inc
 
@@ -169,9 +182,10 @@ class Engine:
         aliases = aliases_from_inventory(snap.inventory)
         signals = derive(snap.metrics, aliases)
         graph = build_graph(snap, self.graph_builders)
-        symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope)
-        detection = detect(signals, snap, base, inc) if self.detect_anomalies else None
+        symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope,
+                               req.metric)
         templates = tuple(LogTemplateMiner().fit_transform([r.body for r in snap.logs])) if snap.logs else ()
+        detection = detect(signals, snap, base, inc, templates=templates) if self.detect_anomalies else None
         # logs and traces join the metrics as signals: one scorer, multi-source agreement
         signals = with_source_signals(signals, snap.logs, templates, snap.spans, base, aliases)
         ctx = RankContext(snapshot=snap, signals=signals.frame, signal_entities=signals.entities,
@@ -189,9 +203,9 @@ class Engine:
         params = {"ranker": getattr(self.ranker, "name", type(self.ranker).__name__),
                   "baseline": [base.start, base.end], "incident": [inc.start, inc.end],
                   "signal": req.signal, "statistic": req.statistic, "scope": list(req.scope),
-                  "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
+                  "metric": req.metric, "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
         ident = hashlib.sha1(json.dumps([req.question, base.start, inc.start, inc.end, req.signal,
-                                         req.statistic, list(req.scope)], default=str).encode()).hexdigest()
+                                         req.statistic, list(req.scope), req.metric], default=str).encode()).hexdigest()
         incident = Incident(id=f"inc-{ident[:12]}", question=req.question, window=inc, symptom=symptom,
                             hypotheses=hyps, params=params, checked=tuple(checked), no_data=tuple(no_data),
                             summary=_summary(symptom, hyps, inc), created_at=int(time.time()))

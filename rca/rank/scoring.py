@@ -14,6 +14,7 @@ One vectorised pass over the derived matrix:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,10 +23,10 @@ from models.deviation import RobustDeviation
 from models.presence import Vanished
 from rca.catalog import SignalInfo, classify
 from rca.signals import Signals
-from rca.types import Anomaly, EntityId, Window
+from rca.types import Anomaly, EntityId, SeriesKey, Window
 
 __all__ = ["THRESHOLD", "VANISHED_SCORE", "EntityScore", "SeriesScores", "clean_baseline", "entity_scores",
-           "score_series"]
+           "nanmedian_rows", "nanquantile_rows", "rolling_median", "score_series"]
 
 THRESHOLD = 4.0
 VANISHED_SCORE = 8.0
@@ -47,14 +48,81 @@ class SeriesScores:
     before_vanishing: np.ndarray | None = None  # [N] score from the samples that were there
 
 
+def _nanmedian3(a: np.ndarray) -> np.ndarray:
+    """``rolling_median(a, 3)`` in closed form, bit for bit what ``np.nanmedian`` over the
+    windows gives: per row, the NaN-ignoring median of each sample and the (up to) two before
+    it. nanmedian computes ``(low + high) / 2`` of the two middle values (the middle one twice
+    for an odd count) as a sum that also adds ``+0.0`` (so ``-0.0`` comes out as ``0.0``, and
+    two huge values can overflow to inf); all missing gives NaN."""
+    x1 = np.empty_like(a)  # the sample before (NaN before the first)
+    x1[:, 0] = np.nan
+    x1[:, 1:] = a[:, :-1]
+    x2 = np.empty_like(a)  # two samples before
+    x2[:, :2] = np.nan
+    x2[:, 2:] = a[:, :-2]
+    lo = np.minimum(a, x1)
+    mid = np.maximum(lo, np.minimum(np.maximum(a, x1), x2))  # median of three (NaN if any is NaN)
+    with np.errstate(all="ignore"):
+        out = ((mid + mid) + 0.0) / 2
+        n0, n1, n2 = np.isnan(a), np.isnan(x1), np.isnan(x2)
+        missing = n0.view(np.int8) + n1.view(np.int8) + n2.view(np.int8)
+        if missing.any():
+            two = missing == 1  # the mean of the two present
+            s2 = np.where(n0, 0.0, a) + np.where(n1, 0.0, x1) + np.where(n2, 0.0, x2)
+            one = missing == 2  # the one present
+            v = np.fmax(np.fmax(a, x1), x2)
+            out = np.where(two, s2 / 2, np.where(one, ((v + v) + 0.0) / 2, out))
+            out[missing == 3] = np.nan
+    return out
+
+
 def rolling_median(a: np.ndarray, k: int = 3) -> np.ndarray:
+    """Per row, the NaN-ignoring median of each sample and the ``k - 1`` before it (a trailing
+    window: the first columns see fewer samples); rows shorter than ``k`` come back as they are."""
     if a.shape[1] < k:
         return a
+    if k == 3 and a.ndim == 2 and a.dtype == np.float64:
+        return _nanmedian3(a)
     pad = np.concatenate([np.full((a.shape[0], k - 1), np.nan), a], axis=1)
     view = np.lib.stride_tricks.sliding_window_view(pad, k, axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(view, axis=-1)
+
+
+def nanquantile_rows(X: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanquantile(X, q, axis=1)`` of a 2-d float matrix, the rows without NaN in one
+    vectorised ``np.quantile`` (nanquantile loops over rows in Python; per row it runs the very
+    same ``np.quantile``, so the values are identical)."""
+    if X.ndim != 2 or X.dtype != np.float64 or X.shape[1] == 0:
+        return np.nanquantile(X, q, axis=1)
+    clean = ~np.isnan(X).any(axis=1)
+    if not clean.any():
+        return np.nanquantile(X, q, axis=1)
+    out = np.empty(X.shape[0])
+    out[clean] = np.quantile(X[clean], q, axis=1)
+    if not clean.all():
+        out[~clean] = np.nanquantile(X[~clean], q, axis=1)
+    return out
+
+
+def nanmedian_rows(X: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(X, axis=1)`` of a 2-d float matrix, the rows without NaN in one vectorised
+    ``np.median`` (values identical: nanmedian runs ``np.median`` per row for rows of >= 600
+    samples, and sums the two middle values for shorter ones, which only differs from
+    ``np.median`` when that sum overflows: rows holding values that large keep nanmedian)."""
+    if X.ndim != 2 or X.dtype != np.float64 or X.shape[1] == 0:
+        return np.nanmedian(X, axis=1)
+    clean = ~np.isnan(X).any(axis=1)
+    if X.shape[1] < 600:
+        clean &= np.abs(X).max(axis=1, initial=0.0) < 1e300
+    if not clean.any():
+        return np.nanmedian(X, axis=1)
+    out = np.empty(X.shape[0])
+    out[clean] = np.median(X[clean], axis=1)
+    if not clean.all():
+        out[~clean] = np.nanmedian(X[~clean], axis=1)
+    return out
 
 
 def _borrow_peer_baselines(det: RobustDeviation, X_b: np.ndarray, peers: list | None) -> None:
@@ -101,6 +169,19 @@ def clean_baseline(X_b: np.ndarray, z: float = 4.0, min_keep: float = 0.6) -> np
     return keep if (~bad).sum() < max(3, min_keep * T) else ~bad
 
 
+def _classify_keys(keys: Sequence[SeriesKey]) -> tuple[SignalInfo, ...]:
+    """``classify`` of every key, computed once per distinct (name, stat)."""
+    memo: dict[tuple[str, str], SignalInfo] = {}
+    out = []
+    for k in keys:
+        ns = (k.name, k.label("stat", "value") or "value")
+        info = memo.get(ns)
+        if info is None:
+            info = memo[ns] = classify(*ns)
+        out.append(info)
+    return tuple(out)
+
+
 def score_series(signals: Signals, baseline: Window, incident: Window,
                  peers: list | None = None) -> SeriesScores:
     f = signals.frame
@@ -111,7 +192,7 @@ def score_series(signals: Signals, baseline: Window, incident: Window,
     i = (ts >= incident.start) & (ts <= incident.end)
     X_b, X_i = f.values[:, b], f.values[:, i]
     n = len(f)
-    infos = tuple(classify(k.name, k.label("stat", "value") or "value") for k in f.keys)
+    infos = _classify_keys(f.keys)
     det = RobustDeviation().fit(X_b)
     _borrow_peer_baselines(det, X_b, peers)
     degenerate = det.scale_ <= det.abs_floor * 10
@@ -152,7 +233,7 @@ def score_series(signals: Signals, baseline: Window, incident: Window,
     s_b = rolling_median(raw_b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        normal_extreme = np.nanquantile(s_b, 0.98, axis=1) if s_b.shape[1] else np.full(n, np.nan)
+        normal_extreme = nanquantile_rows(s_b, 0.98) if s_b.shape[1] else np.full(n, np.nan)
     calib = 2.0 / np.fmax(2.0, np.nan_to_num(normal_extreme, nan=2.0))
     s_i = s_i * calib[:, None]
     # logs corroborate, they do not convict: a log burst alone (teams log noisily, and a
