@@ -230,15 +230,19 @@ def span_token_samples(spans: Iterable[Span]) -> dict[str, np.ndarray]:
     under it (the simulator does exactly that) — so a span whose parent span (same trace)
     carries token usage is skipped: each request is counted once, at its outermost span.
     """
-    spans = list(spans)
-    with_usage = {(s.trace_id, s.span_id) for s in spans
-                  if _num(s.attributes, _PROMPT_KEYS) is not None or _num(s.attributes, _GEN_KEYS) is not None}
-    prompt: list[float] = []
-    gen: list[float] = []
+    usage: list[tuple[Span, float | None, float | None]] = []  # spans with token usage, in order
     for s in spans:
-        if (s.trace_id, s.span_id) not in with_usage or (s.trace_id, s.parent) in with_usage:
+        if not s.attributes:
             continue
         p, g = _num(s.attributes, _PROMPT_KEYS), _num(s.attributes, _GEN_KEYS)
+        if p is not None or g is not None:
+            usage.append((s, p, g))
+    with_usage = {(s.trace_id, s.span_id) for s, _, _ in usage}
+    prompt: list[float] = []
+    gen: list[float] = []
+    for s, p, g in usage:
+        if (s.trace_id, s.parent) in with_usage:
+            continue
         if p is not None:
             prompt.append(p)
         if g is not None:

@@ -18,11 +18,12 @@ in the inventory; rankers roll a fault shared by a group's members up to the gro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import weakref
+from collections.abc import Mapping, Sequence
 
-from rca.types import EntityId, Inventory, SeriesKey, Span
+from rca.types import EntityId, Inventory, SeriesKey, Snapshot, Span
 
-__all__ = ["aliases_from_inventory", "entity_of_series", "entity_of_span"]
+__all__ = ["aliases_from_inventory", "catalog_of", "entity_of_series", "entity_of_span", "span_entities"]
 
 
 def aliases_from_inventory(inv: Inventory) -> dict[str, EntityId]:
@@ -65,3 +66,51 @@ def entity_of_span(span: Span, aliases: Mapping[str, EntityId] | None = None) ->
         return f"pod:{pod}"
     aliases = aliases or {}
     return aliases.get(span.service, f"service:{span.service}")
+
+
+def catalog_of(snap: Snapshot) -> list[EntityId]:
+    """Every entity a snapshot mentions: inventory, metric series, spans, log lines (sorted)."""
+    aliases = aliases_from_inventory(snap.inventory)
+    ents = set(snap.inventory.entities)
+    ents.update(entity_of_series(k, aliases) for k in snap.metrics.keys)
+    ents.update(entity_of_span(s, aliases) for s in snap.spans)
+    ents.update(r.entity for r in snap.logs if r.entity)
+    return sorted(ents)
+
+
+# span_entities memo: per Snapshot object (weakly held: gone with the snapshot), per aliases
+_SPAN_ENTS: weakref.WeakKeyDictionary[Snapshot, dict[tuple, tuple[EntityId, ...]]] = weakref.WeakKeyDictionary()
+# id(snapshot.spans) -> the snapshot, so a caller holding only the spans tuple finds the memo
+_SPANS_OWNER: dict[int, weakref.ref[Snapshot]] = {}
+
+
+def _forget_owner(key: int, ref: weakref.ref) -> None:
+    if _SPANS_OWNER.get(key) is ref:
+        del _SPANS_OWNER[key]
+
+
+def span_entities(source: Snapshot | Sequence[Span],
+                  aliases: Mapping[str, EntityId] | None = None) -> tuple[EntityId, ...]:
+    """``entity_of_span(s, aliases)`` for every span, in order.
+
+    Given a ``Snapshot`` the result is computed once per snapshot object and aliases (a
+    snapshot is immutable; the memo is dropped with it). Given the ``spans`` tuple of a
+    snapshot already seen here, the same memo is used; any other sequence is mapped afresh.
+    """
+    if isinstance(source, Snapshot):
+        snap = source
+    else:
+        ref = _SPANS_OWNER.get(id(source))
+        snap = ref() if ref is not None else None
+        if snap is None or snap.spans is not source:
+            return tuple(entity_of_span(s, aliases) for s in source)
+    per = _SPAN_ENTS.get(snap)
+    if per is None:
+        per = _SPAN_ENTS[snap] = {}
+        key_id = id(snap.spans)
+        _SPANS_OWNER[key_id] = weakref.ref(snap, lambda r, k=key_id: _forget_owner(k, r))
+    akey = tuple(sorted(aliases.items())) if aliases else ()
+    got = per.get(akey)
+    if got is None:
+        got = per[akey] = tuple(entity_of_span(s, aliases) for s in snap.spans)
+    return got

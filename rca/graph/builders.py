@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from rca.entities import aliases_from_inventory, entity_of_span
+from rca.entities import aliases_from_inventory, span_entities
 from rca.graph import DependencyGraph
 from rca.types import Snapshot
 
@@ -24,12 +24,25 @@ class SpanGraphBuilder:
             return g
         aliases = aliases_from_inventory(snapshot.inventory)
         members = {r.src: r.dst for r in snapshot.inventory.relations if r.relation == "member_of"}
-        ent = {s.span_id: members.get(e, e) for s in snapshot.spans
-               for e in (entity_of_span(s, aliases),)}
+        ent = {s.span_id: members.get(e, e)
+               for s, e in zip(snapshot.spans, span_entities(snapshot, aliases), strict=True)}
+        # nodes in the order they first appear, calls counted per (caller, callee) in the order
+        # they first appear: the same graph as adding a node and a call per span
+        added: set[str] = set()
+        calls: dict[tuple[str, str], int] = {}
         for s in snapshot.spans:
-            g.add_node(ent[s.span_id])
-            if s.parent and s.parent in ent and ent[s.parent] != ent[s.span_id]:
-                g.add(ent[s.parent], ent[s.span_id], "calls")
+            e = ent[s.span_id]
+            if e not in added:
+                g.add_node(e)
+                added.add(e)
+            if s.parent and s.parent in ent and ent[s.parent] != e:
+                pe = ent[s.parent]
+                if pe not in added:
+                    g.add_node(pe)
+                    added.add(pe)
+                calls[(pe, e)] = calls.get((pe, e), 0) + 1
+        for (pe, e), n in calls.items():
+            g.add(pe, e, "calls", float(n))
         return g
 
 

@@ -5,16 +5,18 @@ what had no data.
 
 from __future__ import annotations
 
+import weakref
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from heapq import merge
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rca.entities import aliases_from_inventory, entity_of_span
+from rca.entities import aliases_from_inventory, span_entities
 from rca.rank.scoring import THRESHOLD, SeriesScores
 from rca.serialize import rfc3339
-from rca.types import EntityId, Evidence, entity_kind
+from rca.types import EntityId, Evidence, Snapshot, entity_kind
 
 if TYPE_CHECKING:
     from rca.protocols import RankContext
@@ -143,6 +145,26 @@ def _log_evidence(ents: set[EntityId], ctx: RankContext) -> tuple[list[Evidence]
     return out, seen
 
 
+# per snapshot: (the span_entities tuple it was built from, entity -> its span indices ascending)
+_BY_ENTITY: weakref.WeakKeyDictionary[Snapshot, tuple[tuple[EntityId, ...], dict[EntityId, list[int]]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _spans_by_entity(snap: Snapshot, aliases: dict[str, EntityId]
+                     ) -> tuple[tuple[EntityId, ...], dict[EntityId, list[int]]]:
+    """The entity of every span and the span indices grouped by entity, built once per snapshot
+    (not per hypothesis)."""
+    span_ent = span_entities(snap, aliases)
+    hit = _BY_ENTITY.get(snap)
+    if hit is not None and hit[0] is span_ent:
+        return hit
+    by: dict[EntityId, list[int]] = {}
+    for i, e in enumerate(span_ent):
+        by.setdefault(e, []).append(i)
+    _BY_ENTITY[snap] = hit = (span_ent, by)
+    return hit
+
+
 def _trace_evidence(ents: set[EntityId], ctx: RankContext) -> tuple[list[Evidence], bool]:
     spans = ctx.snapshot.spans
     if not spans:
@@ -151,12 +173,12 @@ def _trace_evidence(ents: set[EntityId], ctx: RankContext) -> tuple[list[Evidenc
     aliases = aliases_from_inventory(ctx.snapshot.inventory)
     groups = {r.src: r.dst for r in ctx.snapshot.inventory.relations if r.relation == "member_of"}
     stats: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: {"b": [], "i": [], "ids": []})
-    seen = False
-    for s in spans:
-        e = entity_of_span(s, aliases)
-        if e not in ents and groups.get(e) not in ents:
-            continue
-        seen = True
+    span_ent, by_ent = _spans_by_entity(ctx.snapshot, aliases)
+    picked = [by_ent[e] for e in by_ent if e in ents or groups.get(e) in ents]
+    seen = bool(picked)
+    # the spans of these entities in snapshot order (as a scan of every span would visit them)
+    for i in merge(*picked):
+        s, e = spans[i], span_ent[i]
         t = s.start_ns // 1_000_000_000
         k = (e if e in ents else groups[e], s.name)
         if base.start <= t <= base.end:

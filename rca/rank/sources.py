@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from rca.entities import entity_of_span
+from rca.entities import span_entities
 from rca.signals import Signals
 from rca.types import EntityId, LogRecord, MetricFrame, SeriesKey, Span, Window
 
@@ -135,7 +135,7 @@ def trace_signals(spans: Sequence[Span], ts_grid: np.ndarray, aliases: Mapping[s
         "trace": [s.trace_id for s in spans],
         "span": [s.span_id for s in spans],
         "parent": [s.parent or "" for s in spans],
-        "ent": [entity_of_span(s, aliases) for s in spans],
+        "ent": list(span_entities(spans, aliases)),
         "t": np.fromiter((s.start_ns // 1_000_000_000 for s in spans), dtype=np.int64, count=len(spans)),
         "dur": np.fromiter(((s.end_ns - s.start_ns) / 1e9 for s in spans), dtype=float, count=len(spans)),
         "err": np.fromiter((s.status == "error" for s in spans), dtype=bool, count=len(spans)),
