@@ -1,7 +1,7 @@
-"""The REST API (FastAPI app factory, routes, auth, incident bot, OTLP receivers).
-
-Not built yet: the REST issue adds ``create_app(engine, settings)`` here. The package ships now
-so the distribution's layout is the one DESIGN.md pins.
+"""The REST API: ``create_app(engine, settings)`` (FastAPI), auth, problem responses, the OTLP
+receivers. Routes live in ``api/routes_*.py``; see ``api/app.py`` for the layout.
 """
 
-__all__: list[str] = []
+from api.app import create_app
+
+__all__ = ["create_app"]

@@ -74,6 +74,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"application/x-protobuf": {}, "application/json": {}}},
     400: {"description": "Malformed body (google.rpc.Status)"},
     413: {"description": "Body over the size limit, sent or inflated (google.rpc.Status)"},
+    401: {"description": "No valid API key (application/problem+json, from the API's auth)"},
+    403: {"description": "The key lacks the write scope (application/problem+json)"},
     415: {"description": "Unsupported Content-Type or Content-Encoding (google.rpc.Status)"},
     503: {"description": "Store unavailable; retry after Retry-After (google.rpc.Status)"},
 }

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rca.engine import AnalysisRequest
 from rca.serialize import rfc3339, to_jsonable
-from rca.types import Incident
+from rca.types import Incident, Window
 
-__all__ = ["answer_json"]
+if TYPE_CHECKING:
+    from rca.ask import Question
+
+
+def request_of(q: Question) -> AnalysisRequest:
+    """The analysis a parsed question asks for: its range when it names one, else its instant."""
+    window = Window(q.start, q.end, 15) if q.start is not None and q.end is not None else None
+    return AnalysisRequest(at=q.at, window=window, question=q.text, signal=q.signal, statistic=q.statistic,
+                           scope=tuple(q.scope), metric=q.metric)
+
+
+def interpreted_of(q: Question) -> dict[str, Any]:
+    """What the parser understood beyond the analysis parameters (shown under ``interpreted``)."""
+    return {"tz": q.tz, "intent": q.intent, "metric": q.metric, "notes": list(q.notes)}
+
+__all__ = ["answer_json", "interpreted_of", "request_of"]
 
 
 def answer_json(incident: Incident, interpreted: dict[str, Any] | None = None) -> dict[str, Any]:

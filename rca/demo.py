@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from connectors.memory import StaticConnector
-from rca.answer import answer_json
+from rca.answer import answer_json, interpreted_of, request_of
 from rca.ask import parse_question
-from rca.engine import AnalysisRequest
 from rca.protocols import Store
 from rca.serialize import rfc3339
 from rca.settings import Settings
@@ -25,9 +24,8 @@ def answer_sim(result: SimResult, store: Store | None = None, settings: Settings
     snap = result.snapshot
     engine = build_engine(settings or Settings(), [StaticConnector(snap, name="simulator")], store=store)
     q = parse_question(result.question, now=snap.window.end)
-    req = AnalysisRequest(at=q.at, question=q.text, signal=q.signal, statistic=q.statistic, scope=q.scope)
-    incident = engine.analyze(req, snapshot=StaticConnector(snap).fetch(snap.window))
-    ans = answer_json(incident, {"tz": q.tz})
+    incident = engine.analyze(request_of(q), snapshot=StaticConnector(snap).fetch(snap.window))
+    ans = answer_json(incident, interpreted_of(q))
     t = result.truth
     ans["scenario"] = result.scenario.name
     ans["seed"] = result.seed

@@ -18,11 +18,21 @@ class Settings(BaseSettings):
     incident_before_s: int = Field(default=900, ge=60, description="incident window before the asked time")
     incident_after_s: int = Field(default=300, ge=0, description="incident window after the asked time")
     baseline_s: int = Field(default=10800, ge=300, description="baseline window length before the incident")
+    max_window_s: int = Field(default=86400, ge=600, description="longest incident window one analysis takes")
     max_hypotheses: int = Field(default=5, ge=1, le=50)
     timezone: str = Field(default="UTC", description="time zone for bare times in questions")
     otlp_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="OTLP request size limit (413 above)")
     otlp_retention_s: int = Field(default=7 * 86400, ge=3600, description="keep received spans/logs this long")
     sources_file: str = Field(default="", description="YAML file with a `sources:` list (see connectors/sources.py)")
+    # ---- rca serve --------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="address `rca serve` listens on")
+    port: int = Field(default=8080, ge=1, le=65535, description="port `rca serve` listens on")
+    analysis_workers: int = Field(default=2, ge=1, le=64, description="analyses run at once; more wait in a queue")
+    analysis_timeout_s: float = Field(default=60.0, gt=0, description="an API analysis slower than this is a 503")
+    ask_cache_ttl_s: int = Field(default=60, ge=0, description="reuse an identical analysis this long (0 = never)")
+    catalog_ttl_s: int = Field(default=300, ge=0, description="refresh the entity catalogue for scope matching")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = CORS off")
+    docs_public: bool = Field(default=True, description="serve /docs and /openapi.json without a key")
 
     def resolved_database_url(self) -> str:
         from rca.store import default_database_url

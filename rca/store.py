@@ -1,4 +1,5 @@
-"""The durable store: incidents, their hypotheses and evidence, and feedback.
+"""The durable store: incidents, their hypotheses and evidence, feedback, scans and API keys
+(key logic in ``rca.apikeys``).
 
 SQLAlchemy Core on any URL SQLAlchemy knows — an SQLite file by default, PostgreSQL for
 several replicas. Structured values are JSON columns written through ``rca.serialize`` (never
@@ -94,11 +95,39 @@ feedback = sa.Table(
 )
 
 
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("id", sa.String(16), primary_key=True),  # public part of the key, shown in lists
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger),
+    sa.Column("revoked_at", sa.BigInteger),
+)
+
+scans = sa.Table(
+    "scans", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("job", sa.Text, nullable=False),  # schedule job name, or "adhoc"
+    sa.Column("status", sa.String(16), nullable=False),  # running | ok | partial | failed
+    sa.Column("started_at", sa.BigInteger, nullable=False, index=True),
+    sa.Column("finished_at", sa.BigInteger),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=False),  # series scanned, anomalies, drift, warnings
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, hypotheses, evidence, feedback])
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial]
+def _v2_keys_and_scans(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[api_keys, scans])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_keys_and_scans]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -238,7 +267,7 @@ class SqlStore:
             found = self._load(conn, sa.select(incidents).where(incidents.c.id == incident_id))
         if not found:
             raise NotFound(f"no incident {incident_id!r}", field="incident_id",
-                           fix="list incidents with `rca incidents` or GET /v1/incidents")
+                           fix="list incidents with GET /v1/incidents")
         return found[0]
 
     def list_incidents(self, limit: int = 50, before: str | None = None) -> list[Incident]:
@@ -317,6 +346,48 @@ class SqlStore:
         return [Feedback(r["incident_id"], r["verdict"], r["hypothesis_rank"], r["correct_root"],
                          r["correct_category"], r["note"], r["author"], r["at"]) for r in rows]
 
+    # ---- scans ------------------------------------------------------------------------------
+
+    def save_scan(self, scan: dict[str, Any]) -> str:
+        """Insert or update a scan record: ``id``, ``job``, ``status``, ``started_at``,
+        ``finished_at``, ``params``, ``result`` (JSON-able). Returns its id."""
+        row = {k: scan.get(k) for k in ("id", "job", "status", "started_at", "finished_at")}
+        row["id"] = row["id"] or f"scan-{uuid.uuid4().hex[:12]}"
+        row["params"] = to_jsonable(scan.get("params") or {})
+        row["result"] = to_jsonable(scan.get("result") or {})
+        with self._tx() as conn:
+            if conn.execute(sa.select(scans.c.seq).where(scans.c.id == row["id"])).first():
+                conn.execute(sa.update(scans).where(scans.c.id == row["id"]).values(**row))
+            else:
+                conn.execute(sa.insert(scans).values(**row))
+        return row["id"]
+
+    def get_scan(self, scan_id: str) -> dict[str, Any]:
+        with self._tx() as conn:
+            r = conn.execute(sa.select(scans).where(scans.c.id == scan_id)).mappings().first()
+        if r is None:
+            raise NotFound(f"no scan {scan_id!r}", field="scan_id", fix="list scans with GET /v1/scans")
+        return _scan(r)
+
+    def list_scans(self, limit: int = 50, before: str | None = None) -> list[dict[str, Any]]:
+        """Newest first; ``before`` is the id of the last scan of the previous page."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadInput(f"limit must be a positive integer, got {limit!r}", field="limit", fix="use e.g. 50")
+        q = sa.select(scans).order_by(scans.c.seq.desc()).limit(limit)
+        with self._tx() as conn:
+            if before is not None:
+                cur = conn.execute(sa.select(scans.c.seq).where(scans.c.id == before)).first()
+                if cur is None:
+                    raise NotFound(f"no scan {before!r}", field="cursor",
+                                   fix="pass the cursor of the previous page")
+                q = q.where(scans.c.seq < cur.seq)
+            return [_scan(r) for r in conn.execute(q).mappings()]
+
+    def ping(self) -> None:
+        """Raise ``StoreError`` unless the database answers a trivial query."""
+        with self._tx() as conn:
+            conn.execute(sa.select(1))
+
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """One transaction; database failures surface as ``StoreError``."""
@@ -326,6 +397,10 @@ class SqlStore:
                 yield conn
         except SQLAlchemyError as e:
             raise StoreError(f"store failed: {e}") from e
+
+
+def _scan(r: Any) -> dict[str, Any]:
+    return {k: r[k] for k in ("id", "job", "status", "started_at", "finished_at", "params", "result")}
 
 
 def _check_feedback(fb: Feedback) -> None:

@@ -38,4 +38,4 @@ def build_engine(settings: Settings, connectors: Sequence[Connector] = (), store
     return Engine(connectors, build_ranker(settings), store=store,
                   graph_builders=[cls() for cls in BUILDERS.values()],
                   incident_before_s=settings.incident_before_s, incident_after_s=settings.incident_after_s,
-                  baseline_s=settings.baseline_s)
+                  baseline_s=settings.baseline_s, max_window_s=settings.max_window_s)

@@ -1,0 +1,102 @@
+"""The app factory: ``create_app(engine, settings)``.
+
+Routes (DESIGN §7) are thin — parse, call the engine through ``AnalysisService``, shape the
+answer — and live in ``api/routes_*.py``. Errors are ``application/problem+json``
+(``api.problems``); every response has ``X-Request-ID``; ``/metrics`` is this app's own
+Prometheus registry. Every route but ``/healthz`` and ``/readyz`` (and the docs, unless
+``docs_public`` is off) needs an API key. CORS is off unless ``cors_origins`` lists origins.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Depends, FastAPI
+
+from api.auth import install_auth, require
+from api.observability import ApiMetrics, install_observability
+from api.problems import install_problem_handlers
+from api.service import AnalysisService
+from rca.engine import Engine
+from rca.settings import Settings
+
+__all__ = ["AppState", "create_app"]
+
+log = logging.getLogger("rca.api")
+
+_DESCRIPTION = """Ask why the fleet misbehaved, list and inspect incidents, give feedback.
+
+Authenticate with `Authorization: Bearer <key>` (create one with `rca keys create --scope read`).
+Scopes nest: `admin` ⊇ `write` ⊇ `read`. Errors are `application/problem+json` with the
+offending `field` and a `fix`.
+"""
+
+
+@dataclass
+class AppState:
+    engine: Engine
+    settings: Settings
+    store: Any
+    otlp_store: Any
+    service: AnalysisService
+    metrics: ApiMetrics
+    auth: bool = True
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool = True,
+               otlp_store: Any | None = None) -> FastAPI:
+    """The REST API over ``engine``. Its store holds incidents, feedback, scans and API keys
+    (``engine.store``; one is opened from ``settings`` when the engine has none)."""
+    from api.otlp import otlp_router
+    from api.routes_incidents import router as incidents_router
+    from api.routes_ops import router as ops_router
+    from connectors.otlp_store import OtlpStore
+    from rca.wiring import build_store
+
+    settings = settings or Settings()
+    if engine.store is None:
+        engine.store = build_store(settings)
+    store = engine.store
+    metrics = ApiMetrics()
+    service = AnalysisService(engine, settings, metrics)
+    state = AppState(engine=engine, settings=settings, store=store,
+                     otlp_store=otlp_store or OtlpStore(store.engine), service=service,
+                     metrics=metrics, auth=auth)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()
+
+    docs = settings.docs_public
+    app = FastAPI(title="rca", version=_version(), description=_DESCRIPTION, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None,
+                  openapi_url="/openapi.json" if docs else None)
+    app.state.rca = state
+    install_problem_handlers(app)
+    public = ["/healthz", "/readyz"] + (["/docs", "/docs/oauth2-redirect", "/openapi.json"] if docs else [])
+    install_auth(app, public)  # inside the access log, so refusals are logged with their request id
+    install_observability(app, metrics)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+    app.include_router(ops_router)
+    app.include_router(incidents_router)
+    app.include_router(otlp_router(state.otlp_store, settings.otlp_max_body_bytes),
+                       dependencies=[Depends(require("write"))])
+    return app
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("rca")
+    except Exception:
+        return "0"

@@ -1,0 +1,134 @@
+"""Operational routes: health, readiness, the API's own metrics, and scans."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import require
+from api.schemas import HealthPublic, Problem, ScanCreate, ScanPage, ScanPublic
+from api.shape import scan_public
+from rca.apikeys import ApiKey
+from rca.errors import BadInput, NotFound, RcaError
+from rca.types import Window
+
+__all__ = ["router"]
+
+router = APIRouter()
+ReadKey = Annotated[ApiKey, Depends(require("read"))]
+WriteKey = Annotated[ApiKey, Depends(require("write"))]
+PROBLEMS = {s: {"model": Problem, "content": {"application/problem+json": {}}} for s in (400, 401, 403, 404, 422)}
+_READY_CACHE_S = 10.0
+_MAX_BASELINE_S = 30 * 86400
+
+
+@router.get("/healthz", response_model=HealthPublic, tags=["ops"], summary="Liveness: the process answers")
+async def healthz() -> dict:
+    return {"status": "ok", "checks": []}
+
+
+@router.get("/readyz", response_model=HealthPublic, tags=["ops"], responses={503: {"model": HealthPublic}},
+            summary="Readiness: the store answers (503 if not); each source's health")
+async def readyz(request: Request) -> JSONResponse:
+    state = request.app.state.rca
+    cached = state.extras.get("ready")
+    if cached and time.monotonic() - cached[0] < _READY_CACHE_S:
+        body = cached[1]
+    else:
+        body = await run_in_threadpool(_readiness, state)
+        state.extras["ready"] = (time.monotonic(), body)
+    return JSONResponse(body, status_code=503 if body["status"] == "down" else 200)
+
+
+def _readiness(state) -> dict:
+    from connectors.sources import check_sources
+
+    checks = []
+    try:
+        state.store.ping()
+        checks.append({"name": "store", "status": "ok", "detail": "incident store answers"})
+    except RcaError as e:
+        checks.append({"name": "store", "status": "down", "detail": str(e)})
+    for h in check_sources(state.engine.connectors):
+        checks.append({"name": f"source:{h.name}", "status": h.status, "detail": h.detail,
+                       "latency_s": None if h.latency_s != h.latency_s else round(h.latency_s, 3)})
+    if not state.engine.connectors:
+        checks.append({"name": "sources", "status": "degraded", "detail": "no source configured"})
+    status = "down" if checks[0]["status"] == "down" else (
+        "ok" if all(c["status"] == "ok" for c in checks) else "degraded")
+    return {"status": status, "checks": checks}
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response, summary="The API's own Prometheus metrics",
+            responses={200: {"content": {"text/plain": {}}}, **PROBLEMS})
+async def metrics(request: Request, key: ReadKey) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(request.app.state.rca.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/v1/scans", response_model=ScanPublic, status_code=201, tags=["scans"], responses=PROBLEMS,
+             summary="Run one anomaly scan over every series now; stored")
+async def create_scan(request: Request, body: ScanCreate, key: WriteKey) -> JSONResponse:
+
+    state = request.app.state.rca
+    window_s = _bounded_duration(body.window, "window", state.engine.max_window_s)
+    baseline_s = _bounded_duration(body.baseline, "baseline", _MAX_BASELINE_S)
+    now = int(body.now.timestamp()) if body.now else state.service.now()
+    scan = await state.service.run(_run_scan, state, now, window_s, baseline_s, body.min_level)
+    return JSONResponse(scan_public(scan), status_code=201, headers={"Location": f"/v1/scans/{scan['id']}"})
+
+
+def _bounded_duration(text: str, field: str, limit_s: int) -> int:
+    from rca.errors import BadInput
+    from rca.scan import parse_duration
+
+    try:
+        seconds = parse_duration(text, field=field)
+    except OverflowError:
+        seconds = limit_s + 1
+    if seconds > limit_s:
+        raise BadInput(f"{text!r} is longer than {limit_s / 3600:g} h", field=field,
+                       fix=f"use at most {limit_s // 3600} h")
+    return seconds
+
+
+def _run_scan(state, now: int, window_s: int, baseline_s: int, min_level: float) -> dict:
+    from rca.scan import scan_snapshot
+
+    scan = {"id": f"scan-{uuid.uuid4().hex[:12]}", "job": "adhoc", "status": "running",
+            "started_at": int(time.time()), "finished_at": None,
+            "params": {"window_s": window_s, "baseline_s": baseline_s, "min_level": min_level, "at": now}}
+    state.store.save_scan(scan)
+    try:
+        snap = state.engine.fetch(Window(now - window_s - baseline_s, now, 15))
+        _, result = scan_snapshot(snap, window_s, min_level)
+        result["warnings"] = list(snap.warnings)
+        scan.update(status="partial" if snap.warnings else "ok", result=result)
+    except RcaError as e:
+        scan.update(status="failed", result={"error": str(e)})
+    scan["finished_at"] = int(time.time())
+    state.store.save_scan(scan)
+    return state.store.get_scan(scan["id"])  # as stored: JSON-safe (NaN -> null)
+
+
+@router.get("/v1/scans", response_model=ScanPage, tags=["scans"], responses=PROBLEMS, summary="Scans, newest first")
+async def list_scans(request: Request, key: ReadKey, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                     cursor: Annotated[str | None, Query(max_length=64)] = None) -> dict:
+    store = request.app.state.rca.store
+    try:
+        rows = await run_in_threadpool(store.list_scans, limit + 1, cursor)
+    except NotFound as e:
+        raise BadInput(e.message, field="cursor", fix="pass the next_cursor of the previous page") from None
+    items = [scan_public(s) for s in rows[:limit]]
+    return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+
+
+@router.get("/v1/scans/{scan_id}", response_model=ScanPublic, tags=["scans"], responses=PROBLEMS)
+async def get_scan(request: Request, scan_id: str, key: ReadKey) -> dict:
+    return scan_public(await run_in_threadpool(request.app.state.rca.store.get_scan, scan_id))

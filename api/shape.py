@@ -1,0 +1,58 @@
+"""Incidents, feedback and scans as the API shows them (``rca.answer`` plus numbering and links)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rca.answer import answer_json
+from rca.serialize import rfc3339
+from rca.types import Feedback, Incident
+
+__all__ = ["PLOTTABLE", "answer_public", "evidence_at", "feedback_public", "incident_summary", "scan_public"]
+
+PLOTTABLE = frozenset({"metric", "log", "trace"})
+
+
+def answer_public(incident: Incident, interpreted: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The answer JSON with evidence numbered across the incident (1-based, hypothesis by
+    hypothesis) and a plot URL for evidence that has a series behind it."""
+    ans = answer_json(incident, interpreted)
+    base = f"/v1/incidents/{incident.id}"
+    n = 0
+    for h in ans["hypotheses"]:
+        for e in h["evidence"]:
+            n += 1
+            e["n"] = n
+            e["plot_url"] = f"{base}/evidence/{n}/plot.png" if e["kind"] in PLOTTABLE else None
+    ans["links"] = {"self": base, "feedback": f"{base}/feedback"}
+    return ans
+
+
+def evidence_at(incident: Incident, n: int) -> tuple[int, int]:
+    """Global evidence number ``n`` -> (hypothesis rank, position in it), both 1-based; or (0, 0)."""
+    seen = 0
+    for rank, h in enumerate(incident.hypotheses, 1):
+        if n <= seen + len(h.evidence):
+            return rank, n - seen
+        seen += len(h.evidence)
+    return 0, 0
+
+
+def incident_summary(incident: Incident) -> dict[str, Any]:
+    top = incident.hypotheses[0] if incident.hypotheses else None
+    return {"id": incident.id, "question": incident.question, "created_at": rfc3339(incident.created_at),
+            "window": {"start": rfc3339(incident.window.start), "end": rfc3339(incident.window.end)},
+            "summary": incident.summary, "root": top.root if top else None,
+            "category": top.category if top else None,
+            "confidence": top.confidence if top and top.confidence == top.confidence else None}
+
+
+def feedback_public(fb: Feedback, created: bool | None = None) -> dict[str, Any]:
+    return {"incident_id": fb.incident_id, "verdict": fb.verdict, "hypothesis_rank": fb.hypothesis_rank,
+            "correct_root": fb.correct_root, "correct_category": fb.correct_category, "note": fb.note,
+            "author": fb.author, "at": rfc3339(fb.at), "created": created}
+
+
+def scan_public(scan: dict[str, Any]) -> dict[str, Any]:
+    return {**scan, "started_at": rfc3339(scan["started_at"]),
+            "finished_at": rfc3339(scan["finished_at"]) if scan.get("finished_at") else None}
