@@ -21,7 +21,7 @@ from api.schemas import (
     IncidentPublic,
 )
 from api.service import require_window
-from api.shape import PLOTTABLE, answer_public, evidence_at, feedback_public, incident_summary
+from api.shape import PLOTTABLE, answer_public, evidence_at, feedback_public, incident_summary, page
 from rca.answer import interpreted_of, request_of
 from rca.apikeys import ApiKey
 from rca.engine import AnalysisRequest
@@ -101,6 +101,8 @@ async def create_incident(request: Request, body: IncidentCreate, key: WriteKey)
                                                    ("metric", body.metric)) if v}
     if body.scope:
         overrides["scope"] = tuple(body.scope)
+    if body.selector:
+        overrides["selector"] = body.selector
     if window is not None:
         overrides.update(window=window, at=at or window.end)
     elif at is not None:
@@ -115,13 +117,7 @@ async def create_incident(request: Request, body: IncidentCreate, key: WriteKey)
             summary="Incidents, newest first; page with `cursor`")
 async def list_incidents(request: Request, key: ReadKey, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                          cursor: Annotated[str | None, Query(max_length=64)] = None) -> dict:
-    store = request.app.state.rca.store
-    try:
-        rows = await run_in_threadpool(store.list_incidents, limit + 1, cursor)
-    except NotFound as e:
-        raise BadInput(e.message, field="cursor", fix="pass the next_cursor of the previous page") from None
-    items = [incident_summary(i) for i in rows[:limit]]
-    return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+    return await page(request.app.state.rca.store.list_incidents, limit, cursor, incident_summary)
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentPublic, tags=["incidents"], responses=PROBLEMS)

@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
 from api.schemas import HealthPublic, Problem, ScanCreate, ScanPage, ScanPublic
-from api.shape import scan_public
+from api.shape import page, scan_public
 from rca.apikeys import ApiKey
-from rca.errors import BadInput, NotFound, RcaError
+from rca.errors import BadInput, RcaError
 from rca.types import Window
 
 __all__ = ["router"]
@@ -80,12 +80,11 @@ async def create_scan(request: Request, body: ScanCreate, key: WriteKey) -> JSON
     window_s = _bounded_duration(body.window, "window", state.engine.max_window_s)
     baseline_s = _bounded_duration(body.baseline, "baseline", _MAX_BASELINE_S)
     now = int(body.now.timestamp()) if body.now else state.service.now()
-    scan = await state.service.run(_run_scan, state, now, window_s, baseline_s, body.min_level)
+    scan = await state.service.run(_run_scan, state, now, window_s, baseline_s, body.min_level, body.selector)
     return JSONResponse(scan_public(scan), status_code=201, headers={"Location": f"/v1/scans/{scan['id']}"})
 
 
 def _bounded_duration(text: str, field: str, limit_s: int) -> int:
-    from rca.errors import BadInput
     from rca.scan import parse_duration
 
     try:
@@ -98,15 +97,16 @@ def _bounded_duration(text: str, field: str, limit_s: int) -> int:
     return seconds
 
 
-def _run_scan(state, now: int, window_s: int, baseline_s: int, min_level: float) -> dict:
+def _run_scan(state, now: int, window_s: int, baseline_s: int, min_level: float, selector: str | None) -> dict:
     from rca.scan import scan_snapshot
 
     scan = {"id": f"scan-{uuid.uuid4().hex[:12]}", "job": "adhoc", "status": "running",
             "started_at": int(time.time()), "finished_at": None,
-            "params": {"window_s": window_s, "baseline_s": baseline_s, "min_level": min_level, "at": now}}
+            "params": {"window_s": window_s, "baseline_s": baseline_s, "min_level": min_level, "at": now,
+                       "selector": selector}}
     state.store.save_scan(scan)
     try:
-        snap = state.engine.fetch(Window(now - window_s - baseline_s, now, 15))
+        snap = state.engine.fetch(Window(now - window_s - baseline_s, now, 15), selector)
         _, result = scan_snapshot(snap, window_s, min_level)
         result["warnings"] = list(snap.warnings)
         scan.update(status="partial" if snap.warnings else "ok", result=result)
@@ -120,13 +120,7 @@ def _run_scan(state, now: int, window_s: int, baseline_s: int, min_level: float)
 @router.get("/v1/scans", response_model=ScanPage, tags=["scans"], responses=PROBLEMS, summary="Scans, newest first")
 async def list_scans(request: Request, key: ReadKey, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                      cursor: Annotated[str | None, Query(max_length=64)] = None) -> dict:
-    store = request.app.state.rca.store
-    try:
-        rows = await run_in_threadpool(store.list_scans, limit + 1, cursor)
-    except NotFound as e:
-        raise BadInput(e.message, field="cursor", fix="pass the next_cursor of the previous page") from None
-    items = [scan_public(s) for s in rows[:limit]]
-    return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}
+    return await page(request.app.state.rca.store.list_scans, limit, cursor, scan_public)
 
 
 @router.get("/v1/scans/{scan_id}", response_model=ScanPublic, tags=["scans"], responses=PROBLEMS)

@@ -159,6 +159,8 @@ class IncidentCreate(_In):
                                description="metric names (or parts) joined by |, narrowing the symptom")
     scope: list[str] = Field(default_factory=list, max_length=50,
                              description='entities, e.g. ["service:api-gateway"]')
+    selector: str | None = Field(None, max_length=1000, examples=['{namespace="serving"}'],
+                                 description="series selector passed to the metric sources")
     tz: str | None = Field(None, max_length=64, description="time zone for times in the question")
     now: Time | None = Field(None, description="answer as if asked at this time")
 
@@ -201,6 +203,8 @@ class ScanCreate(_In):
                         examples=["30m"])
     baseline: str = Field("3h", max_length=16, description="how much history before the window to compare with")
     min_level: float = Field(0.99, ge=0.0, le=1.0, description="report anomalies at or above this level")
+    selector: str | None = Field(None, max_length=1000, examples=['{namespace="serving"}'],
+                                 description="series selector passed to the metric sources")
     now: Time | None = Field(None, description="scan as if at this time")
 
 

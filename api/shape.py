@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from rca.answer import answer_json
+from rca.errors import BadInput, NotFound
 from rca.serialize import rfc3339
 from rca.types import Feedback, Incident
 
-__all__ = ["PLOTTABLE", "answer_public", "evidence_at", "feedback_public", "incident_summary", "scan_public"]
+__all__ = ["PLOTTABLE", "answer_public", "evidence_at", "feedback_public", "incident_summary", "page",
+           "scan_public"]
 
 PLOTTABLE = frozenset({"metric", "log", "trace"})
 
@@ -56,3 +61,15 @@ def feedback_public(fb: Feedback, created: bool | None = None) -> dict[str, Any]
 def scan_public(scan: dict[str, Any]) -> dict[str, Any]:
     return {**scan, "started_at": rfc3339(scan["started_at"]),
             "finished_at": rfc3339(scan["finished_at"]) if scan.get("finished_at") else None}
+
+
+async def page(list_fn: Callable[[int, str | None], list], limit: int, cursor: str | None,
+               shape: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    """One page of a newest-first store listing: ``items`` and ``next_cursor`` (the last id
+    when more rows follow). An unknown cursor is the caller's mistake, named as such."""
+    try:
+        rows = await run_in_threadpool(list_fn, limit + 1, cursor)
+    except NotFound as e:
+        raise BadInput(e.message, field="cursor", fix="pass the next_cursor of the previous page") from None
+    items = [shape(r) for r in rows[:limit]]
+    return {"items": items, "next_cursor": items[-1]["id"] if len(rows) > limit else None}

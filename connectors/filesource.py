@@ -562,6 +562,8 @@ class FileConnector:
     (size or mtime); ``fetch`` slices to the window (metrics by their unix second, spans by
     start and logs by time in ``[start, end + 1)`` s) and filters metrics by ``selector``."""
 
+    series_selector = True  # fetch(window, selector) takes a Prometheus-style {label="value"} selector
+
     def __init__(self, path: str | os.PathLike[str], *, name: str | None = None) -> None:
         self.path = path
         self.name = name or f"file:{Path(path).name}"

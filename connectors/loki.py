@@ -94,6 +94,8 @@ class LokiConnector:
     as ``X-Scope-OrgID``.
     """
 
+    series_selector = True  # fetch(window, selector) takes a Prometheus-style {label="value"} selector
+
     def __init__(self, url: str, *, client: httpx.Client | None = None, name: str = "loki",
                  query: str = '{job=~".+"}', tenant: str | None = None, bearer_token: str | None = None,
                  basic_auth: tuple[str, str] | None = None, timeout_s: float = 10, retries: int = 3,

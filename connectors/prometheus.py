@@ -167,6 +167,8 @@ class PrometheusConnector:
     ``basic_auth=(user, password)`` authenticate; ``verify`` is the TLS check (False or a CA path).
     """
 
+    series_selector = True  # fetch(window, selector) takes a Prometheus-style {label="value"} selector
+
     SLOW_CHECK_S = 2.0
 
     def __init__(self, url: str, *, client: httpx.Client | None = None, name: str = "prometheus",

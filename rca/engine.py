@@ -47,7 +47,8 @@ class AnalysisRequest:
     """What to analyse. Either ``at`` (the time asked about, unix s) or an explicit incident
     ``window`` (and optionally its ``baseline``). ``signal``/``statistic`` name the symptom
     (``latency``/``p99``, ``errors``/``error_ratio`` …); ``scope`` restricts it to entities and
-    ``metric`` (a regex on metric names, e.g. ``time_to_first_token``) to some of its series."""
+    ``metric`` (a regex on metric names, e.g. ``time_to_first_token``) to some of its series;
+    ``selector`` limits what metric sources fetch (``{namespace="serving"}``)."""
 
     at: int | None = None
     window: Window | None = None
@@ -57,6 +58,7 @@ class AnalysisRequest:
     statistic: str = "p99"
     scope: tuple[EntityId, ...] = ()
     metric: str | None = None
+    selector: str | None = None
     params: dict = field(default_factory=dict)
 
 
@@ -165,11 +167,15 @@ class Engine:
         base = req.baseline or Window(inc.start - self.baseline_s, inc.start - inc.step, inc.step)
         return base, inc
 
-    def fetch(self, window: Window) -> Snapshot:
+    def fetch(self, window: Window, selector: str | None = None) -> Snapshot:
+        """One snapshot from every source; a failing source becomes a warning. ``selector``
+        (``{namespace="serving"}``) goes to the sources that take series selectors
+        (``series_selector = True``: Prometheus-compatible, files, Loki); trace sources, whose
+        own query languages differ, fetch the window whole."""
         parts, warnings = [], []
         for c in self.connectors:
             try:
-                parts.append(c.fetch(window))
+                parts.append(c.fetch(window, selector if getattr(c, "series_selector", False) else None))
             except SourceError as exc:
                 warnings.append(f"source {exc.source} gave no data: {exc}")
         return merge_snapshots(window, parts, warnings)
@@ -178,7 +184,7 @@ class Engine:
         t0 = time.perf_counter()
         step = snapshot.window.step if snapshot is not None else 15
         base, inc = self.windows(req, step)
-        snap = snapshot if snapshot is not None else self.fetch(Window(base.start, inc.end, step))
+        snap = snapshot if snapshot is not None else self.fetch(Window(base.start, inc.end, step), req.selector)
         aliases = aliases_from_inventory(snap.inventory)
         signals = derive(snap.metrics, aliases)
         graph = build_graph(snap, self.graph_builders)
@@ -203,7 +209,7 @@ class Engine:
         params = {"ranker": getattr(self.ranker, "name", type(self.ranker).__name__),
                   "baseline": [base.start, base.end], "incident": [inc.start, inc.end],
                   "signal": req.signal, "statistic": req.statistic, "scope": list(req.scope),
-                  "metric": req.metric, "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
+                  "metric": req.metric, "selector": req.selector, "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
         ident = hashlib.sha1(json.dumps([req.question, base.start, inc.start, inc.end, req.signal,
                                          req.statistic, list(req.scope), req.metric], default=str).encode()).hexdigest()
         incident = Incident(id=f"inc-{ident[:12]}", question=req.question, window=inc, symptom=symptom,

@@ -277,3 +277,27 @@ def test_request_ids_and_cors(tmp_path, sim):
     with TestClient(app2) as c:
         pre = c.options("/v1/ask", headers={"Origin": "https://grafana.example", "Access-Control-Request-Method": "GET"})
         assert pre.headers["access-control-allow-origin"] == "https://grafana.example"
+
+
+class _Recording(StaticConnector):
+    def __init__(self, snapshot, name, series_selector):
+        super().__init__(snapshot, name=name)
+        self.series_selector = series_selector
+        self.selectors = []
+
+    def fetch(self, window, selector=None):
+        self.selectors.append(selector)
+        return super().fetch(window, selector)
+
+
+def test_a_selector_reaches_the_metric_sources_only(tmp_path, sim):
+    s = Settings(database_url=f"sqlite:///{tmp_path}/rca.db")
+    metrics, traces = _Recording(sim.snapshot, "prom", True), _Recording(sim.snapshot, "tempo", False)
+    app = create_app(build_engine(s, [metrics, traces]), s, auth=False)
+    sel = '{namespace="serving"}'
+    with TestClient(app) as c:
+        r = c.post("/v1/incidents", json={"at": rfc3339(sim.question_time), "selector": sel})
+        assert r.status_code == 201, r.text
+        scan = c.post("/v1/scans", json={"window": "30m", "selector": sel, "now": rfc3339(sim.snapshot.window.end)})
+        assert scan.status_code == 201 and scan.json()["params"]["selector"] == sel
+    assert metrics.selectors == [sel, sel] and traces.selectors == [None, None]
