@@ -118,7 +118,8 @@ class AnalysisService:
 
     async def _await(self, fut: Future) -> Any:
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), self.settings.analysis_timeout_s)
+            # shield: one waiter giving up must not cancel an analysis others share (single flight)
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), self.settings.analysis_timeout_s)
         except TimeoutError:
             raise ApiProblem(503, "Analysis timed out", f"the analysis took longer than "
                              f"{self.settings.analysis_timeout_s:g} s", kind="analysis-timeout",
@@ -158,7 +159,7 @@ class AnalysisService:
     def _done(self, key: str, fut: Future) -> None:
         with self._lock:
             self._inflight.pop(key, None)
-            if fut.exception() is None and self.settings.ask_cache_ttl_s > 0:
+            if not fut.cancelled() and fut.exception() is None and self.settings.ask_cache_ttl_s > 0:
                 self._cache[key] = (time.monotonic(), fut.result())
                 while len(self._cache) > _CACHE_MAX:
                     self._cache.popitem(last=False)

@@ -301,3 +301,36 @@ def test_a_selector_reaches_the_metric_sources_only(tmp_path, sim):
         scan = c.post("/v1/scans", json={"window": "30m", "selector": sel, "now": rfc3339(sim.snapshot.window.end)})
         assert scan.status_code == 201 and scan.json()["params"]["selector"] == sel
     assert metrics.selectors == [sel, sel] and traces.selectors == [None, None]
+
+
+def test_a_waiter_that_times_out_does_not_cancel_the_queued_analysis(tmp_path, sim):
+    app, headers = _app(tmp_path, sim.snapshot, analysis_timeout_s=0.3, analysis_workers=1)
+    engine = app.state.rca.engine
+    real = engine.analyze
+    started = []
+
+    def slow(req, snapshot=None):
+        started.append(req.at)
+        time.sleep(0.5)
+        return real(req, snapshot)
+
+    engine.analyze = slow
+    now = str(sim.snapshot.window.end)
+    with TestClient(app, headers=headers) as c:
+        results = {}
+
+        def ask(t):
+            results[t] = c.get("/v1/ask", params={"q": f"why was p99 slow at {t}?", "now": now}).status_code
+
+        threads = [threading.Thread(target=ask, args=(t,)) for t in ("19:10", "19:20")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results.values()) == [503, 503]  # one ran too long, the other waited too long
+        deadline = time.monotonic() + 10
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.8)  # the queued analysis still ran; its result is cached
+        assert c.get("/v1/ask", params={"q": "why was p99 slow at 19:20?", "now": now}).status_code == 200
+        assert len(started) == 2
