@@ -191,7 +191,8 @@ class Engine:
         symptom = pick_symptom(signals, graph, base, inc, req.signal, req.statistic, req.scope,
                                req.metric)
         templates = tuple(LogTemplateMiner().fit_transform([r.body for r in snap.logs])) if snap.logs else ()
-        detection = detect(signals, snap, base, inc, templates=templates) if self.detect_anomalies else None
+        wants = self.detect_anomalies and getattr(self.ranker, "needs_anomalies", True)
+        detection = detect(signals, snap, base, inc, templates=templates) if wants else None
         # logs and traces join the metrics as signals: one scorer, multi-source agreement
         signals = with_source_signals(signals, snap.logs, templates, snap.spans, base, aliases)
         ctx = RankContext(snapshot=snap, signals=signals.frame, signal_entities=signals.entities,

@@ -118,7 +118,11 @@ class RankContext:
 @runtime_checkable
 class Ranker(Protocol):
     """``rank(context)`` returns hypotheses sorted by score (best first), one per root
-    entity, with evidence, path, checked and no_data filled in. Deterministic."""
+    entity, with evidence, path, checked and no_data filled in. Deterministic.
+
+    A ranker that scores the signals itself and never reads ``context.anomalies`` says so with
+    a class attribute ``needs_anomalies = False``; the engine then skips running the detectors
+    for it (they are ~40 % of an analysis). Absent, the engine assumes ``True``."""
 
     name: str
 

@@ -285,6 +285,7 @@ def test_one_analysis_mines_once_when_windows_hold_every_line(monkeypatch: pytes
     q = parse_question(res.question, now=res.snapshot.window.end)
     req = AnalysisRequest(at=q.at, question=q.text, signal=q.signal, statistic=q.statistic, scope=q.scope)
     engine = build_engine(Settings(), [])
+    engine.ranker.needs_anomalies = True  # this test is about detection reusing the engine's templates
     base, inc = engine.windows(req, res.snapshot.window.step)
     lo, hi = base.start * 10**9, (inc.end + inc.step) * 10**9
     kept = tuple(r for r in res.snapshot.logs if lo <= r.ts_ns < hi)
@@ -308,3 +309,31 @@ def test_one_analysis_mines_once_when_windows_hold_every_line(monkeypatch: pytes
     slow = engine.analyze(req, snapshot=snap)
     assert _CountingMiner.fits == 2
     assert fast.hypotheses and repr(fast.hypotheses) == repr(slow.hypotheses)
+
+
+def test_detectors_are_skipped_for_a_ranker_that_does_not_read_anomalies(monkeypatch):
+    import rca.engine as engine_mod
+    from rca.answer import request_of
+    from rca.ask import parse_question
+    from rca.settings import Settings
+    from rca.sim import simulate
+    from rca.wiring import build_engine
+
+    res = simulate("gpu_xid_79", 0)
+    req = request_of(parse_question(res.question, now=res.snapshot.window.end))
+    engine = build_engine(Settings(), [])
+    assert engine.ranker.needs_anomalies is False
+    calls = []
+    real_detect = engine_mod.detect
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return real_detect(*args, **kwargs)
+
+    monkeypatch.setattr(engine_mod, "detect", counting)
+    skipped = engine.analyze(req, snapshot=res.snapshot)
+    assert calls == []
+    engine.ranker.needs_anomalies = True
+    detected = engine.analyze(req, snapshot=res.snapshot)
+    assert calls == [1]
+    assert repr(skipped.hypotheses) == repr(detected.hypotheses)  # the graph ranker never read them

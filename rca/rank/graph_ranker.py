@@ -123,6 +123,7 @@ def _edge_owners(sig: Signals, scores) -> tuple[EntityId, ...]:
 
 class GraphRanker:
     name = "graph"
+    needs_anomalies = False  # scores every signal row itself (score_series); context.anomalies unused
 
     def __init__(self, max_hypotheses: int = 5) -> None:
         self.max_hypotheses = max_hypotheses
