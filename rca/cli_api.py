@@ -109,7 +109,7 @@ def sources_check(source: SourceOpt = None, json_: JsonOpt = False) -> None:
 @bench_app.command("ask")
 def bench_ask(
     requests: Annotated[int, typer.Option(help="requests per workload")] = 200,
-    concurrency: Annotated[int, typer.Option(help="client threads")] = 8,
+    concurrency: Annotated[int, typer.Option(help="client threads")] = 4,
     scenario: Annotated[str, typer.Option(help="simulated scenario behind the server")] = "kv_cache_exhaustion",
     workers: Annotated[int, typer.Option(help="`rca serve --workers`")] = 1,
     out_file: Annotated[Path | None, typer.Option("--out", help="also write the JSON result here")] = None,

@@ -181,9 +181,14 @@ class MetricFrame:
         return MetricFrame(tuple(self.keys[i] for i in idx), self.timestamps, self.values[idx])
 
     def between(self, start: int, end: int) -> MetricFrame:
-        """Columns with ``start <= t <= end``."""
-        cols = (self.timestamps >= start) & (self.timestamps <= end)
-        return MetricFrame(self.keys, self.timestamps[cols], self.values[:, cols])
+        """Columns with ``start <= t <= end``: a read-only view, not a copy (timestamps are
+        sorted, so the columns are one slice; an analysis cuts its window out of a large
+        snapshot many times)."""
+        lo = int(np.searchsorted(self.timestamps, start, side="left"))
+        hi = int(np.searchsorted(self.timestamps, end, side="right"))
+        values = self.values[:, lo:hi]
+        values.flags.writeable = False
+        return MetricFrame(self.keys, self.timestamps[lo:hi], values)
 
     def row(self, key: SeriesKey) -> np.ndarray:
         return self.values[self.keys.index(key)]
