@@ -9,6 +9,7 @@ Prometheus registry. Every route but ``/healthz`` and ``/readyz`` (and the docs,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -69,8 +70,12 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        service.close()
+        retention = asyncio.create_task(_retention_loop(state))
+        try:
+            yield
+        finally:
+            retention.cancel()
+            service.close()
 
     docs = settings.docs_public
     app = FastAPI(title="rca", version=_version(), description=_DESCRIPTION, lifespan=lifespan,
@@ -91,6 +96,23 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
     app.include_router(otlp_router(state.otlp_store, settings.otlp_max_body_bytes),
                        dependencies=[Depends(require("write"))])
     return app
+
+
+async def _retention_loop(state: AppState) -> None:
+    """Drop received spans and logs older than ``otlp_retention_s``: at start, then every
+    hour (or a quarter of the retention, if shorter). A failure is logged, never fatal."""
+    from starlette.concurrency import run_in_threadpool
+
+    keep = state.settings.otlp_retention_s
+    while True:
+        try:
+            gone = await run_in_threadpool(state.otlp_store.purge, keep)
+            if gone["spans"] or gone["logs"]:
+                log.info("retention: dropped %d spans and %d log records older than %d s",
+                         gone["spans"], gone["logs"], keep)
+        except Exception as e:  # noqa: BLE001 — housekeeping must not take the API down
+            log.warning("retention purge failed: %s", e)
+        await asyncio.sleep(min(3600, keep / 4))
 
 
 def _version() -> str:

@@ -334,3 +334,20 @@ def test_a_waiter_that_times_out_does_not_cancel_the_queued_analysis(tmp_path, s
         time.sleep(0.8)  # the queued analysis still ran; its result is cached
         assert c.get("/v1/ask", params={"q": "why was p99 slow at 19:20?", "now": now}).status_code == 200
         assert len(started) == 2
+
+
+def test_received_spans_older_than_the_retention_are_dropped_at_start(tmp_path, sim):
+    from rca.types import Span
+
+    app, _ = _app(tmp_path, sim.snapshot, otlp_retention_s=7200)
+    otlp = app.state.rca.otlp_store
+    now_ns = int(time.time()) * 10**9
+    otlp.add_spans([Span("a" * 32, "1" * 16, None, "gateway", "old", now_ns - 3 * 3600 * 10**9,
+                         now_ns - 3 * 3600 * 10**9 + 10**6),
+                    Span("b" * 32, "2" * 16, None, "gateway", "new", now_ns - 60 * 10**9, now_ns - 59 * 10**9)])
+    assert otlp.counts()["spans"] == 2
+    with TestClient(app):
+        deadline = time.monotonic() + 5
+        while otlp.counts()["spans"] != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert otlp.counts()["spans"] == 1
