@@ -103,6 +103,10 @@ async def create_incident(request: Request, body: IncidentCreate, key: WriteKey)
         overrides["scope"] = tuple(body.scope)
     if body.selector:
         overrides["selector"] = body.selector
+    if body.tz and not body.question:  # a question resolved its zone already
+        from rca.ask import load_zone
+
+        overrides["tz"] = str(load_zone(body.tz))
     if window is not None:
         overrides.update(window=window, at=at or window.end)
     elif at is not None:

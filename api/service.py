@@ -128,7 +128,7 @@ class AnalysisService:
 
     @staticmethod
     def _key(req: AnalysisRequest, base: Window, inc: Window) -> str:
-        return repr((base, inc, req.signal, req.statistic, req.metric, req.selector, tuple(req.scope),
+        return repr((base, inc, req.signal, req.statistic, req.metric, req.selector, req.tz, tuple(req.scope),
                      sorted(req.params.items())))
 
     async def analyze(self, req: AnalysisRequest) -> Incident:

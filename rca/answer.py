@@ -16,7 +16,7 @@ def request_of(q: Question) -> AnalysisRequest:
     """The analysis a parsed question asks for: its range when it names one, else its instant."""
     window = Window(q.start, q.end, 15) if q.start is not None and q.end is not None else None
     return AnalysisRequest(at=q.at, window=window, question=q.text, signal=q.signal, statistic=q.statistic,
-                           scope=tuple(q.scope), metric=q.metric)
+                           scope=tuple(q.scope), metric=q.metric, tz=q.tz)
 
 
 def interpreted_of(q: Question) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -48,7 +49,8 @@ class AnalysisRequest:
     ``window`` (and optionally its ``baseline``). ``signal``/``statistic`` name the symptom
     (``latency``/``p99``, ``errors``/``error_ratio`` …); ``scope`` restricts it to entities and
     ``metric`` (a regex on metric names, e.g. ``time_to_first_token``) to some of its series;
-    ``selector`` limits what metric sources fetch (``{namespace="serving"}``)."""
+    ``selector`` limits what metric sources fetch (``{namespace="serving"}``); ``tz`` (IANA) is
+    the zone the summary speaks in."""
 
     at: int | None = None
     window: Window | None = None
@@ -59,6 +61,7 @@ class AnalysisRequest:
     scope: tuple[EntityId, ...] = ()
     metric: str | None = None
     selector: str | None = None
+    tz: str = "UTC"
     params: dict = field(default_factory=dict)
 
 
@@ -117,13 +120,14 @@ def pick_symptom(signals: Signals, graph: DependencyGraph, baseline: Window, inc
                    baseline=float(base[j]), observed=float(obs[j]), unit=unit)
 
 
-def _summary(inc_symptom: Symptom | None, hyps, incident: Window) -> str:
+def _summary(inc_symptom: Symptom | None, hyps, incident: Window, tz: str = "UTC") -> str:
     parts = []
     if inc_symptom and inc_symptom.series is not None and not np.isnan(inc_symptom.baseline):
+        zone = UTC if tz == "UTC" else ZoneInfo(tz)  # the reader's zone: the one the question used
+        start, end = (datetime.fromtimestamp(t, zone) for t in (incident.start, incident.end))
         parts.append(f"{inc_symptom.signal} of {inc_symptom.entity} went from {inc_symptom.baseline:.3g} to "
                      f"{inc_symptom.observed:.3g}{(' ' + inc_symptom.unit) if inc_symptom.unit else ''} "
-                     f"between {datetime.fromtimestamp(incident.start, UTC):%H:%M} and "
-                     f"{datetime.fromtimestamp(incident.end, UTC):%H:%M} UTC.")
+                     f"between {start:%H:%M} and {end:%H:%M} {'UTC' if tz == 'UTC' else start.tzname()}.")
     if not hyps or hyps[0].confidence < 0.2:
         parts.append("No root cause stands out: nothing deviates clearly from the baseline"
                      + (f" (best guess {hyps[0].root}, confidence {hyps[0].confidence:.2f})." if hyps else "."))
@@ -210,12 +214,12 @@ class Engine:
         params = {"ranker": getattr(self.ranker, "name", type(self.ranker).__name__),
                   "baseline": [base.start, base.end], "incident": [inc.start, inc.end],
                   "signal": req.signal, "statistic": req.statistic, "scope": list(req.scope),
-                  "metric": req.metric, "selector": req.selector, "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
+                  "metric": req.metric, "selector": req.selector, "tz": req.tz, "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
         ident = hashlib.sha1(json.dumps([req.question, base.start, inc.start, inc.end, req.signal,
-                                         req.statistic, list(req.scope), req.metric], default=str).encode()).hexdigest()
+                                         req.statistic, list(req.scope), req.metric, req.tz], default=str).encode()).hexdigest()
         incident = Incident(id=f"inc-{ident[:12]}", question=req.question, window=inc, symptom=symptom,
                             hypotheses=hyps, params=params, checked=tuple(checked), no_data=tuple(no_data),
-                            summary=_summary(symptom, hyps, inc), created_at=int(time.time()))
+                            summary=_summary(symptom, hyps, inc, req.tz), created_at=int(time.time()))
         if self.store is not None:
             self.store.save_incident(incident)
         return incident

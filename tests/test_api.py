@@ -351,3 +351,13 @@ def test_received_spans_older_than_the_retention_are_dropped_at_start(tmp_path, 
         while otlp.counts()["spans"] != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
     assert otlp.counts()["spans"] == 1
+
+
+def test_the_summary_speaks_in_the_questions_time_zone(api, sim):
+    r = api.get("/v1/ask", params={"q": "why was p99 slow at 20:20?", "tz": "Europe/Paris", "now": api.now})
+    assert r.status_code == 200, r.text
+    assert "between 20:05 and 20:25 CET" in r.json()["summary"]  # the window 19:05–19:25 UTC, read in Paris
+    r = api.post("/v1/incidents", json={"start": "2026-11-20T19:05:00Z", "end": "2026-11-20T19:25:00Z",
+                                        "tz": "America/New_York"})
+    assert r.status_code == 201 and "between 14:05 and 14:25 EST" in r.json()["summary"]
+    _problem(api.post("/v1/incidents", json={"at": "2026-11-20T19:05:00Z", "tz": "Mars/Base"}), 400, "tz")
