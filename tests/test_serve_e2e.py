@@ -66,3 +66,18 @@ def test_the_key_never_reaches_the_log(served):
     log = served.log()
     assert secret not in log and served.key not in log
     assert served.key.split("_")[1] in log  # the public id is what the access log names
+
+
+def test_several_worker_processes_serve_the_same_store(tmp_path):
+    with ServeProcess.start(tmp_path, [f"sim://{SCENARIO}?seed=0"], extra_args=["--workers", "2"]) as srv, \
+            srv.client() as c:
+        result = simulate(SCENARIO, 0)
+        ids = set()
+        for _ in range(4):  # the kernel spreads connections over the workers; all share one store
+            r = c.get("/v1/ask", params={"q": result.question, "now": str(result.snapshot.window.end)},
+                      headers={"Connection": "close"})
+            assert r.status_code == 200, r.text
+            assert r.json()["hypotheses"][0]["root"] == result.truth.root
+            ids.add(r.json()["incident_id"])
+        assert len(ids) == 1  # the same question is the same incident, whichever worker answered
+        assert c.get(f"/v1/incidents/{ids.pop()}").status_code == 200
