@@ -15,19 +15,7 @@ from typing import Annotated
 
 import typer
 
-from rca.cli_common import (  # noqa: F401 — the apps and options are part of rca.cli's surface
-    JsonOpt,
-    SourceOpt,
-    app,
-    bench_app,
-    emit_bench,
-    err,
-    logs_app,
-    open_store,
-    out,
-    print_json,
-    sources_app,
-)
+from rca.cli_common import JsonOpt, app, bench_app, emit_bench, err, logs_app, open_store, out, print_json
 from rca.errors import BadInput, RcaError
 
 
