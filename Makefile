@@ -6,7 +6,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMP   := $(VENV)/.installed
-APT_PACKAGES := prometheus victoria-metrics prometheus-alertmanager
+APT_PACKAGES := prometheus victoria-metrics prometheus-alertmanager postgresql
 
 .PHONY: demo test lint system-deps bench clean
 

@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from rca.errors import BadInput, SourceError, StoreError
-from rca.store import default_database_url, make_engine
+from rca.store import default_database_url, make_engine, schema_lock
 from rca.types import Health, LogRecord, MetricFrame, Snapshot, Span, Window
 
 __all__ = ["OtlpStore", "OtlpStoreConnector"]
@@ -135,6 +135,7 @@ class OtlpStore:
                 with engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # persistent for the file
             with engine.begin() as conn:
+                schema_lock(conn)
                 metadata.create_all(conn)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot create the OTLP tables: {e}") from e
@@ -152,6 +153,9 @@ class OtlpStore:
         try:
             with self._lock, engine.begin() as conn:
                 yield conn
+        except sa.exc.DataError as e:  # the database's checks (PostgreSQL: NUL in text, bigint range)
+            raise BadInput(f"a record holds a value the store cannot keep: {e.orig}", field="body",
+                           fix="send UTF-8 text without NUL characters and integers within 64 bits") from None
         except SQLAlchemyError as e:
             raise StoreError(f"OTLP store write failed: {e}") from e
         except (UnicodeEncodeError, OverflowError) as e:  # the driver's own checks on one value

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from rca.errors import BadInput, NotFound, StoreError
@@ -164,6 +164,17 @@ def make_engine(url: str) -> Engine:
         raise StoreError(f"cannot open {u.render_as_string(hide_password=True)}: {e}") from e
 
 
+def schema_lock(conn: Connection) -> None:
+    """On PostgreSQL, hold a lock until ``conn``'s transaction ends, so that replicas starting
+    together create or migrate the schema one after the other (without it, concurrent
+    ``CREATE TABLE`` collide). SQLite serialises writers itself."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_KEY)))
+
+
+_SCHEMA_LOCK_KEY = 0x7263615F736368  # "rca_sch"
+
+
 def _f(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -210,6 +221,7 @@ class SqlStore:
     def _migrate(self, engine: Engine) -> int:
         try:
             with engine.begin() as conn:
+                schema_lock(conn)
                 metadata.create_all(conn, tables=[schema_version])
                 version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
                 if version > SCHEMA_VERSION:
@@ -332,6 +344,8 @@ class SqlStore:
                 conn.execute(sa.insert(feedback).values(**row))
         except IntegrityError:  # a concurrent writer stored the same verdict first
             return False
+        except DataError as e:
+            raise _bad_value(e) from None
         except SQLAlchemyError as e:
             raise StoreError(f"store failed: {e}") from e
         return True
@@ -395,8 +409,17 @@ class SqlStore:
         try:
             with engine.begin() as conn:
                 yield conn
+        except DataError as e:
+            raise _bad_value(e) from None
         except SQLAlchemyError as e:
             raise StoreError(f"store failed: {e}") from e
+
+
+def _bad_value(e: DataError) -> BadInput:
+    # the database refused one value (PostgreSQL: NUL in text, a number out of range): retrying
+    # cannot help, so it is the input's fault, not the store's
+    return BadInput(f"the database cannot hold a value: {e.orig}",
+                    fix="remove NUL characters (\\x00) from the text; keep integers within 64 bits")
 
 
 def _scan(r: Any) -> dict[str, Any]:
