@@ -5,7 +5,7 @@ SQLAlchemy Core on any URL SQLAlchemy knows — an SQLite file by default, Postg
 several replicas. Structured values are JSON columns written through ``rca.serialize`` (never
 pickle); times are unix seconds in BIGINT columns.
 
-The schema is versioned: ``MIGRATIONS`` is an ordered list, migration ``i`` brings the schema
+The schema (``rca.store_schema``) is versioned: ``MIGRATIONS`` is an ordered list, migration ``i`` brings the schema
 from version ``i`` to ``i + 1``, and the ``schema_version`` table holds the version applied.
 A database written by a newer ``rca`` (higher version than ``len(MIGRATIONS)``) is refused
 with ``StoreError`` rather than corrupted. Add a migration by appending a function; never edit
@@ -19,7 +19,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,104 +31,24 @@ from sqlalchemy.pool import StaticPool
 
 from rca.errors import BadInput, NotFound, StoreError
 from rca.serialize import symptom_from_jsonable, to_jsonable, window_from_jsonable
+from rca.store_schema import (  # noqa: F401 — tables are importable from here too
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    alert_queue,
+    api_keys,
+    deliveries,
+    evidence,
+    feedback,
+    hypotheses,
+    incident_states,
+    incidents,
+    metadata,
+    scans,
+    schema_version,
+)
 from rca.types import Evidence, Feedback, Hypothesis, Incident
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "default_database_url"]
-
-metadata = sa.MetaData()
-
-schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
-
-incidents = sa.Table(
-    "incidents", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),  # insertion order, ties
-    sa.Column("id", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", sa.BigInteger, nullable=False, index=True),
-    sa.Column("question", sa.Text),
-    sa.Column("window", sa.JSON, nullable=False),
-    sa.Column("symptom", sa.JSON),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("checked", sa.JSON, nullable=False),
-    sa.Column("no_data", sa.JSON, nullable=False),
-)
-
-hypotheses = sa.Table(
-    "hypotheses", metadata,
-    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), primary_key=True),
-    sa.Column("rank", sa.Integer, primary_key=True),  # 1-based
-    sa.Column("root", sa.Text, nullable=False),
-    sa.Column("category", sa.Text, nullable=False),
-    sa.Column("score", sa.Float),
-    sa.Column("confidence", sa.Float),
-    sa.Column("path", sa.JSON, nullable=False),
-    sa.Column("checked", sa.JSON, nullable=False),
-    sa.Column("no_data", sa.JSON, nullable=False),
-    sa.Column("unknown", sa.JSON, nullable=False),
-)
-
-evidence = sa.Table(
-    "evidence", metadata,
-    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), primary_key=True),
-    sa.Column("hypothesis_rank", sa.Integer, primary_key=True),
-    sa.Column("n", sa.Integer, primary_key=True),  # 1-based position in the hypothesis
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("entity", sa.Text, nullable=False),
-    sa.Column("summary", sa.Text, nullable=False),
-    sa.Column("ref", sa.JSON, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("score", sa.Float),
-)
-
-feedback = sa.Table(
-    "feedback", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), nullable=False, index=True),
-    sa.Column("verdict", sa.String(16), nullable=False),
-    sa.Column("hypothesis_rank", sa.Integer),
-    sa.Column("correct_root", sa.Text),
-    sa.Column("correct_category", sa.Text),
-    sa.Column("note", sa.Text, nullable=False),
-    sa.Column("author", sa.Text, nullable=False),
-    sa.Column("at", sa.BigInteger, nullable=False),
-    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
-)
-
-
-api_keys = sa.Table(
-    "api_keys", metadata,
-    sa.Column("id", sa.String(16), primary_key=True),  # public part of the key, shown in lists
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("scopes", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-    sa.Column("last_used_at", sa.BigInteger),
-    sa.Column("revoked_at", sa.BigInteger),
-)
-
-scans = sa.Table(
-    "scans", metadata,
-    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("id", sa.String(64), nullable=False, unique=True),
-    sa.Column("job", sa.Text, nullable=False),  # schedule job name, or "adhoc"
-    sa.Column("status", sa.String(16), nullable=False),  # running | ok | partial | failed
-    sa.Column("started_at", sa.BigInteger, nullable=False, index=True),
-    sa.Column("finished_at", sa.BigInteger),
-    sa.Column("params", sa.JSON, nullable=False),
-    sa.Column("result", sa.JSON, nullable=False),  # series scanned, anomalies, drift, warnings
-)
-
-
-def _v1_initial(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[incidents, hypotheses, evidence, feedback])
-
-
-def _v2_keys_and_scans(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[api_keys, scans])
-
-
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_keys_and_scans]
-SCHEMA_VERSION = len(MIGRATIONS)
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "default_database_url", "make_engine", "schema_lock"]
 
 
 def default_database_url() -> str:
