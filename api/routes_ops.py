@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -15,7 +14,6 @@ from api.schemas import HealthPublic, Problem, ScanCreate, ScanPage, ScanPublic
 from api.shape import page, scan_public
 from rca.apikeys import ApiKey
 from rca.errors import BadInput, RcaError
-from rca.types import Window
 
 __all__ = ["router"]
 
@@ -98,23 +96,12 @@ def _bounded_duration(text: str, field: str, limit_s: int) -> int:
 
 
 def _run_scan(state, now: int, window_s: int, baseline_s: int, min_level: float, selector: str | None) -> dict:
-    from rca.scan import scan_snapshot
+    """An ad-hoc scan: the scheduled scans' runner with a manual job that only detects."""
+    from rca.scan_jobs import ScanJob, ScanRunner
 
-    scan = {"id": f"scan-{uuid.uuid4().hex[:12]}", "job": "adhoc", "status": "running",
-            "started_at": int(time.time()), "finished_at": None,
-            "params": {"window_s": window_s, "baseline_s": baseline_s, "min_level": min_level, "at": now,
-                       "selector": selector}}
-    state.store.save_scan(scan)
-    try:
-        snap = state.engine.fetch(Window(now - window_s - baseline_s, now, 15), selector)
-        _, result = scan_snapshot(snap, window_s, min_level)
-        result["warnings"] = list(snap.warnings)
-        scan.update(status="partial" if snap.warnings else "ok", result=result)
-    except RcaError as e:
-        scan.update(status="failed", result={"error": str(e)})
-    scan["finished_at"] = int(time.time())
-    state.store.save_scan(scan)
-    return state.store.get_scan(scan["id"])  # as stored: JSON-safe (NaN -> null)
+    job = ScanJob(name="adhoc", trigger=None, window=f"{window_s}s", baseline=f"{baseline_s}s",
+                  min_level=min_level, selector=selector, incidents=False)
+    return ScanRunner(state.engine, state.store).run(job, now=now)
 
 
 @router.get("/v1/scans", response_model=ScanPage, tags=["scans"], responses=PROBLEMS, summary="Scans, newest first")

@@ -15,7 +15,18 @@ from typing import Annotated
 
 import typer
 
-from rca.cli_common import JsonOpt, app, bench_app, emit_bench, err, logs_app, open_store, out, print_json
+from rca.cli_common import (
+    DbOpt,
+    JsonOpt,
+    app,
+    bench_app,
+    emit_bench,
+    err,
+    logs_app,
+    open_store,
+    out,
+    print_json,
+)
 from rca.errors import BadInput, RcaError
 
 
@@ -217,6 +228,8 @@ def scan(
     seed: Annotated[int, typer.Option(help="simulation seed")] = 0,
     window: Annotated[str, typer.Option(help="judge the last WINDOW (e.g. 30m, 1h) against the rest")] = "1h",
     min_level: Annotated[float, typer.Option("--min-level", help="report anomalies at or above this calibrated level (0..1)")] = 0.99,
+    store_: Annotated[bool, typer.Option("--store", help="record the scan and open/update/resolve its incidents")] = False,
+    db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """One anomaly scan over every series: component anomalies, input drift, log findings."""
@@ -237,7 +250,13 @@ def scan(
 
         snap = sim(scenario, seed).snapshot
         source = f"simulator {scenario} seed {seed}"
-    _, summary = scan_snapshot(snap, window_s, min_level)
+    if window_s >= snap.window.end - snap.window.start:
+        raise BadInput(f"--window {window} leaves no baseline in the data", field="--window",
+                       fix="use a shorter window")
+    if store_:
+        summary = _stored_scan(snap, window_s, min_level, db)
+    else:
+        _, summary = scan_snapshot(snap, window_s, min_level)
     summary["source"] = source
     if json_:
         print_json(summary)
@@ -257,6 +276,27 @@ def scan(
     out.print(t)
     for d in summary["drift"]:
         out.print(f"[yellow]drift[/yellow] {d}")
+    for change, items in (summary.get("incidents") or {}).items():
+        for it in items:
+            out.print(f"incident {change}: [bold]{it.get('incident_id')}[/bold] {it.get('root', '')} "
+                      f"({it.get('category', '')})")
+
+
+def _stored_scan(snap, window_s: int, min_level: float, db: str | None) -> dict:
+    """The scan as the scheduler runs it: recorded, with incidents opened/updated/resolved."""
+    from connectors.memory import StaticConnector
+    from rca.scan_jobs import ScanJob, ScanRunner
+    from rca.settings import Settings
+    from rca.wiring import build_engine
+
+    store = open_store(db)
+    engine = build_engine(Settings(), [StaticConnector(snap, "cli")], store=store)
+    job = ScanJob(name="cli", trigger=None, window=f"{window_s}s", min_level=min_level,
+                  baseline=f"{snap.window.end - snap.window.start - window_s}s", step=f"{snap.window.step}s")
+    record = ScanRunner(engine, store).run(job, now=snap.window.end)
+    if record["status"] == "failed":
+        raise RcaError(f"scan {record['id']} failed: {record['result'].get('error')}")
+    return {**record["result"], "scan_id": record["id"], "status": record["status"]}
 
 
 @bench_app.command("scan")
