@@ -53,6 +53,8 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
     """The REST API over ``engine``. Its store holds incidents, feedback, scans and API keys
     (``engine.store``; one is opened from ``settings`` when the engine has none)."""
     from api.otlp import otlp_router
+    from api.routes_bot import SLACK_ACTIONS_PATH
+    from api.routes_bot import router as bot_router
     from api.routes_incidents import router as incidents_router
     from api.routes_ops import router as ops_router
     from connectors.otlp_store import OtlpStore
@@ -67,14 +69,24 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
     state = AppState(engine=engine, settings=settings, store=store,
                      otlp_store=otlp_store or OtlpStore(store.engine), service=service,
                      metrics=metrics, auth=auth)
+    from rca.scan_jobs import load_scan_jobs
+
+    scan_jobs = load_scan_jobs(settings.scan_jobs)  # a bad config fails at start, naming job and field
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         retention = asyncio.create_task(_retention_loop(state))
+        client, worker = _start_bot(state)
+        scheduler = _start_scans(state, scan_jobs)
         try:
             yield
         finally:
             retention.cancel()
+            if scheduler is not None:
+                await asyncio.to_thread(scheduler.shutdown, True)
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
+            client.close()
             service.close()
 
     docs = settings.docs_public
@@ -83,7 +95,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
                   openapi_url="/openapi.json" if docs else None)
     app.state.rca = state
     install_problem_handlers(app)
-    public = ["/healthz", "/readyz"] + (["/docs", "/docs/oauth2-redirect", "/openapi.json"] if docs else [])
+    public = ["/healthz", "/readyz", SLACK_ACTIONS_PATH] + (["/docs", "/docs/oauth2-redirect", "/openapi.json"] if docs else [])
     install_auth(app, public)  # inside the access log, so refusals are logged with their request id
     install_observability(app, metrics)
     if settings.cors_origins:
@@ -93,9 +105,64 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
                            allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
     app.include_router(ops_router)
     app.include_router(incidents_router)
+    app.include_router(bot_router)
     app.include_router(otlp_router(state.otlp_store, settings.otlp_max_body_bytes),
                        dependencies=[Depends(require("write"))])
     return app
+
+
+def _start_bot(state: AppState) -> tuple[Any, Any]:
+    """The notifiers' shared HTTP client and the alert worker (None when ``bot_worker`` is off);
+    the worker replays what is still queued. ``extras["notifiers"]`` may be preset (tests)."""
+    import httpx
+
+    from api.bot.worker import BotWorker, build_notifiers
+
+    client = httpx.Client(timeout=10.0, follow_redirects=False)
+    notifiers = state.extras.get("notifiers") or build_notifiers(state.settings, client)
+    state.extras["active_notifiers"] = notifiers
+    if not state.settings.bot_worker:
+        return client, None
+    worker = BotWorker(state.service, state.settings, notifiers)
+    state.extras["bot_worker"] = worker
+    worker.start()
+    return client, worker
+
+
+def _start_scans(state: AppState, jobs: list) -> Any:
+    """The scan scheduler (None without jobs). Incidents a scan opens, updates or resolves go
+    to the same notifiers as the alert bot's, through their own dispatcher."""
+    if not jobs:
+        return None
+    from api.bot.delivery_log import SqlDeliveryLog
+    from api.bot.notifiers import Dispatcher, message_from_incident
+    from api.bot.worker import public_base_url
+    from api.scheduler import ScanScheduler
+    from rca.clock import sources_now
+    from rca.scan_jobs import ScanRunner
+
+    settings = state.settings
+    dispatcher = Dispatcher(list(state.extras["active_notifiers"]), SqlDeliveryLog(state.store.engine),
+                            settings.notify_min_interval_s)
+    status_of = {"opened": "open", "updated": "updated", "resolved": "resolved"}
+
+    def on_change(row: dict, incident: Any, change: str) -> None:
+        if incident is None or change not in status_of:
+            return
+        top = incident.hypotheses[0] if incident.hypotheses else None
+        if change != "resolved" and (top is None or not top.confidence >= settings.notify_min_confidence):
+            return
+        dispatcher.dispatch(message_from_incident(incident, public_base_url(settings), row["fingerprint"],
+                                                  status_of[change]))
+
+    def clock() -> float:  # a simulated or replayed source lives in its own time
+        return sources_now(state.engine.connectors)
+
+    sched = ScanScheduler(ScanRunner(state.engine, state.store, clock=clock, on_change=on_change), jobs,
+                          max_workers=settings.scan_workers, misfire_grace_s=settings.scan_misfire_grace_s)
+    sched.start()
+    state.extras["scheduler"] = sched
+    return sched
 
 
 async def _retention_loop(state: AppState) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = [
-    "AnswerPublic", "EvidencePublic", "FeedbackCreate", "FeedbackPublic", "HealthPublic",
+    "AlertAccepted", "AnswerPublic", "EvidencePublic", "FeedbackCreate", "FeedbackPublic", "HealthPublic",
     "HypothesisPublic", "IncidentCreate", "IncidentPage", "IncidentPublic", "IncidentSummary",
     "Interpreted", "Problem", "ScanCreate", "ScanPage", "ScanPublic", "SymptomPublic",
 ]
@@ -226,6 +226,15 @@ class ScanPage(BaseModel):
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded", "down"]
     checks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class AlertAccepted(BaseModel):
+    """An Alertmanager payload stored for the bot's worker (202)."""
+
+    queued: bool = Field(description="false when the same group state was queued before (a re-send)")
+    duplicate: bool
+    seq: int = Field(description="position in the alert queue")
+    dedup_key: str
 
 
 IncidentPublic.model_rebuild()

@@ -33,6 +33,30 @@ class Settings(BaseSettings):
     catalog_ttl_s: int = Field(default=300, ge=0, description="refresh the entity catalogue for scope matching")
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; empty = CORS off")
     docs_public: bool = Field(default=True, description="serve /docs and /openapi.json without a key")
+    # ---- incident bot (Alertmanager in, notifiers out) ----------------------------------------
+    base_url: str = Field(default="", description="public URL of the API for links in messages; "
+                          "empty = http://host:port")
+    slack_webhook_url: str = Field(default="", description="Slack incoming-webhook URL (secret); empty = off")
+    slack_signing_secret: str = Field(default="", description="Slack app signing secret for button actions")
+    teams_webhook_url: str = Field(default="", description="Teams Workflows webhook URL (secret); empty = off")
+    pagerduty_routing_key: str = Field(default="", description="PagerDuty Events v2 routing key; empty = off")
+    webhook_url: str = Field(default="", description="generic JSON webhook URL; empty = off")
+    webhook_secret: str = Field(default="", description="HMAC secret signing the generic webhook")
+    notify_min_interval_s: float = Field(default=300.0, ge=0, description="at most one update per incident this often")
+    notify_min_confidence: float = Field(default=0.0, ge=0, le=1,
+                                         description="notify only when the top hypothesis is this confident")
+    notify_retry_attempts: int = Field(default=5, ge=1, le=20, description="delivery attempts per message")
+    notify_retry_base_s: float = Field(default=1.0, ge=0, description="first delivery back-off (doubles)")
+    bot_worker: bool = Field(default=True, description="run the alert worker inside `rca serve`")
+    bot_poll_s: float = Field(default=1.0, gt=0, description="how often an idle worker looks at the queue")
+    bot_max_attempts: int = Field(default=5, ge=1, le=50, description="analysis attempts per alert group")
+    bot_retry_base_s: float = Field(default=5.0, ge=0, description="first analysis retry back-off (doubles)")
+    alert_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Alertmanager payload size limit")
+    # ---- scheduled scans (rca/scan_jobs.py) ---------------------------------------------------
+    scan_jobs: str = Field(default="", description="scheduled scans: a JSON or YAML list of jobs "
+                           "({name, trigger: '*/5 * * * *' or '5m', window, baseline, min_level, selector, sources})")
+    scan_workers: int = Field(default=2, ge=1, le=16, description="scan jobs run at once")
+    scan_misfire_grace_s: int = Field(default=60, ge=1, description="how late a scheduled scan may still start")
 
     def resolved_database_url(self) -> str:
         from rca.store import default_database_url

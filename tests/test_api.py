@@ -361,3 +361,37 @@ def test_the_summary_speaks_in_the_questions_time_zone(api, sim):
                                         "tz": "America/New_York"})
     assert r.status_code == 201 and "between 14:05 and 14:25 EST" in r.json()["summary"]
     _problem(api.post("/v1/incidents", json={"at": "2026-11-20T19:05:00Z", "tz": "Mars/Base"}), 400, "tz")
+
+
+class _RecordingNotifier:
+    """A notifier that keeps what it was asked to send (the Notifier protocol)."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.messages = []
+
+    def send(self, msg, previous=None):
+        from api.bot.notifiers import Attempt, DeliveryRecord
+
+        self.messages.append(msg)
+        return DeliveryRecord(self.name, msg.incident_id, msg.fingerprint, msg.status, "memory",
+                              (Attempt(time.time(), 200),), True, msg.content_hash())
+
+
+def test_scheduled_scans_in_the_app_open_an_incident_and_notify(tmp_path, sim):
+    jobs = '[{"name": "fleet", "trigger": "1s", "window": "30m", "baseline": "3h"}]'
+    app, _ = _app(tmp_path, sim.snapshot, scan_jobs=jobs, bot_worker=False)
+    notifier = _RecordingNotifier()
+    app.state.rca.extras["notifiers"] = [notifier]
+    with TestClient(app) as c:
+        deadline = time.monotonic() + 30
+        while not notifier.messages and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = app.state.rca.extras["scheduler"].status()
+    assert notifier.messages, status
+    first = notifier.messages[0]
+    assert first.status == "open" and sim.truth.root in first.headline
+    assert len({m.incident_id for m in notifier.messages}) == 1  # later scans update the same incident
+    scans = c.app.state.rca.store.list_scans(10)
+    assert scans and all(s["job"] == "fleet" for s in scans)
