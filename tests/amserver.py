@@ -27,7 +27,7 @@ import httpx
 import pytest
 import yaml
 
-from rca.bench.promserver import free_port
+from rca.bench.promserver import free_port, stop_process
 
 __all__ = ["AM_BINARY", "Alertmanager", "CaptureServer", "require_alertmanager", "start_alertmanager"]
 
@@ -65,13 +65,7 @@ class Alertmanager:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_alertmanager(tmp: Path, webhook_url: str, bearer: str | None = None, *, group_by=("alertname",),

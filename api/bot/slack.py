@@ -18,16 +18,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-import httpx
-
 from api.bot.notifiers import (
     DeliveryRecord,
     IncidentMessage,
-    RetryPolicy,
-    post_json,
-    record_of,
-    redact_target,
 )
+from api.bot.posting import UrlNotifier
 from rca.errors import BadInput
 from rca.types import Feedback
 
@@ -92,22 +87,13 @@ def slack_payload(msg: IncidentMessage, previous: DeliveryRecord | None = None) 
     return {"text": _cut(title, _TEXT_MAX), "blocks": blocks[:_BLOCKS_MAX]}
 
 
-class SlackNotifier:
+class SlackNotifier(UrlNotifier):
     """Posts :func:`slack_payload` to an incoming-webhook URL (a secret)."""
 
-    def __init__(self, webhook_url: str, client: httpx.Client, policy: RetryPolicy | None = None,
-                 name: str = "slack") -> None:
-        self._url = webhook_url
-        self.client = client
-        self.policy = policy or RetryPolicy()
-        self.name = name
+    default_name = "slack"
 
-    def __repr__(self) -> str:
-        return f"SlackNotifier({redact_target(self._url)!r}, name={self.name!r})"
-
-    def send(self, msg: IncidentMessage, previous: DeliveryRecord | None) -> DeliveryRecord:
-        attempts, resp = post_json(self.client, self._url, slack_payload(msg, previous), self.policy)
-        return record_of(self.name, msg, redact_target(self._url), attempts, resp)
+    def payload(self, msg: IncidentMessage, previous: DeliveryRecord | None) -> dict[str, Any]:
+        return slack_payload(msg, previous)
 
 
 # --- inbound: signatures and actions --------------------------------------------------------------

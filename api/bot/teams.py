@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from api.bot.notifiers import (
     DeliveryRecord,
     IncidentMessage,
-    RetryPolicy,
-    post_json,
-    record_of,
-    redact_target,
 )
+from api.bot.posting import UrlNotifier
 
 __all__ = ["ADAPTIVE_CARD", "TeamsNotifier", "teams_payload"]
 
@@ -53,19 +48,10 @@ def teams_payload(msg: IncidentMessage, previous: DeliveryRecord | None = None) 
     return {"type": "message", "attachments": [{"contentType": ADAPTIVE_CARD, "contentUrl": None, "content": card}]}
 
 
-class TeamsNotifier:
+class TeamsNotifier(UrlNotifier):
     """Posts :func:`teams_payload` to a Workflows webhook URL (a secret: it carries a signature)."""
 
-    def __init__(self, webhook_url: str, client: httpx.Client, policy: RetryPolicy | None = None,
-                 name: str = "teams") -> None:
-        self._url = webhook_url
-        self.client = client
-        self.policy = policy or RetryPolicy()
-        self.name = name
+    default_name = "teams"
 
-    def __repr__(self) -> str:
-        return f"TeamsNotifier({redact_target(self._url)!r}, name={self.name!r})"
-
-    def send(self, msg: IncidentMessage, previous: DeliveryRecord | None) -> DeliveryRecord:
-        attempts, resp = post_json(self.client, self._url, teams_payload(msg, previous), self.policy)
-        return record_of(self.name, msg, redact_target(self._url), attempts, resp)
+    def payload(self, msg: IncidentMessage, previous: DeliveryRecord | None) -> dict[str, Any]:
+        return teams_payload(msg, previous)

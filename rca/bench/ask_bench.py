@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from rca.bench.promserver import free_port
+from rca.bench.promserver import free_port, stop_process
 
 __all__ = ["ServeProcess", "run_ask_bench"]
 
@@ -93,13 +93,7 @@ class ServeProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
     def __enter__(self) -> ServeProcess:
         return self

@@ -33,7 +33,7 @@ from rca.errors import SourceError
 from rca.types import MetricFrame
 
 __all__ = ["BINARIES", "RunningServer", "backfill_prometheus", "find_binary", "free_port",
-           "cleanup", "import_victoriametrics", "start_prometheus", "start_victoriametrics"]
+           "cleanup", "import_victoriametrics", "start_prometheus", "start_victoriametrics", "stop_process"]
 
 BINARIES = {"prometheus": "prometheus", "promtool": "promtool", "victoriametrics": "victoria-metrics"}
 _PROM_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n"
@@ -68,13 +68,7 @@ class RunningServer:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Terminate (then kill) the process; safe to call twice."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout_s)
+        stop_process(self.proc, timeout_s)
 
     def log_tail(self, n: int = 20) -> str:
         try:
@@ -213,6 +207,17 @@ def import_victoriametrics(url: str, frame: MetricFrame, *, batch_series: int = 
         if own:
             c.close()
     return {"import_s": time.perf_counter() - t0, "samples": float(np.count_nonzero(~np.isnan(frame.values)))}
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """Terminate ``proc``, kill it if it does not exit within ``timeout_s``; safe to call twice."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
 
 
 def cleanup(path: Path) -> None:
