@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
-from api.schemas import HealthPublic, Problem, ScanCreate, ScanPage, ScanPublic
+from api.schemas import HealthPublic, Problem, ScanCreate, ScanJobStatus, ScanPage, ScanPublic
 from api.shape import page, scan_public
 from rca.apikeys import ApiKey
 from rca.errors import BadInput, RcaError
@@ -108,6 +108,13 @@ def _run_scan(state, now: int, window_s: int, baseline_s: int, min_level: float,
 async def list_scans(request: Request, key: ReadKey, limit: Annotated[int, Query(ge=1, le=500)] = 50,
                      cursor: Annotated[str | None, Query(max_length=64)] = None) -> dict:
     return await page(request.app.state.rca.store.list_scans, limit, cursor, scan_public)
+
+
+@router.get("/v1/scans/jobs", response_model=list[ScanJobStatus], tags=["scans"], responses=PROBLEMS,
+            summary="Scheduled scan jobs (RCA_SCAN_JOBS): trigger, next run, runs, skipped, errors, last scan")
+async def scan_jobs(request: Request, key: ReadKey) -> list[dict]:
+    sched = request.app.state.rca.extras.get("scheduler")
+    return sched.status() if sched is not None else []
 
 
 @router.get("/v1/scans/{scan_id}", response_model=ScanPublic, tags=["scans"], responses=PROBLEMS)

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 __all__ = [
     "AlertAccepted", "AnswerPublic", "EvidencePublic", "FeedbackCreate", "FeedbackPublic", "HealthPublic",
     "HypothesisPublic", "IncidentCreate", "IncidentPage", "IncidentPublic", "IncidentSummary",
-    "Interpreted", "Problem", "ScanCreate", "ScanPage", "ScanPublic", "SymptomPublic",
+    "Interpreted", "Problem", "ScanCreate", "ScanJobStatus", "ScanPage", "ScanPublic", "SymptomPublic",
 ]
 
 ENTITY = r"^[a-z_]+:.+$"
@@ -216,6 +216,12 @@ class ScanPublic(_Out):
     finished_at: str | None
     params: dict[str, Any]
     result: dict[str, Any]
+
+
+class ScanJobStatus(_Out):
+    name: str
+    trigger: str | None
+    next_run: str | None = Field(None, description="RFC 3339; null when the scheduler is stopped")
 
 
 class ScanPage(BaseModel):

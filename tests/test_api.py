@@ -381,7 +381,7 @@ class _RecordingNotifier:
 
 def test_scheduled_scans_in_the_app_open_an_incident_and_notify(tmp_path, sim):
     jobs = '[{"name": "fleet", "trigger": "1s", "window": "30m", "baseline": "3h"}]'
-    app, _ = _app(tmp_path, sim.snapshot, scan_jobs=jobs, bot_worker=False)
+    app, _headers = _app(tmp_path, sim.snapshot, scan_jobs=jobs, bot_worker=False)
     notifier = _RecordingNotifier()
     app.state.rca.extras["notifiers"] = [notifier]
     with TestClient(app) as c:
@@ -389,7 +389,9 @@ def test_scheduled_scans_in_the_app_open_an_incident_and_notify(tmp_path, sim):
         while not notifier.messages and time.monotonic() < deadline:
             time.sleep(0.2)
         status = app.state.rca.extras["scheduler"].status()
+        jobs = c.get("/v1/scans/jobs", headers=_headers).json()
     assert notifier.messages, status
+    assert [j["name"] for j in jobs] == ["fleet"] and jobs[0]["trigger"] == "1s" and jobs[0]["next_run"]
     first = notifier.messages[0]
     assert first.status == "open" and sim.truth.root in first.headline
     assert len({m.incident_id for m in notifier.messages}) == 1  # later scans update the same incident
