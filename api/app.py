@@ -75,8 +75,8 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        client, worker = _start_bot(state)  # first: a bad route config fails before anything runs
         retention = asyncio.create_task(_retention_loop(state))
-        client, worker = _start_bot(state)
         scheduler = _start_scans(state, scan_jobs)
         try:
             yield
@@ -113,17 +113,30 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
 
 def _start_bot(state: AppState) -> tuple[Any, Any]:
     """The notifiers' shared HTTP client and the alert worker (None when ``bot_worker`` is off);
-    the worker replays what is still queued. ``extras["notifiers"]`` may be preset (tests)."""
+    the worker replays what is still queued. ``extras["notifiers"]`` may be preset (tests).
+    The notification router (``notify_routes``; a route naming an unconfigured notifier fails
+    here, at start) and the dispatcher are shared with the scan scheduler."""
     import httpx
 
+    from api.bot.delivery_log import SqlDeliveryLog
+    from api.bot.notifiers import Dispatcher
+    from api.bot.routing import Router, load_routes
     from api.bot.worker import BotWorker, build_notifiers
 
+    settings = state.settings
+    routes = load_routes(settings.notify_routes)
     client = httpx.Client(timeout=10.0, follow_redirects=False)
-    notifiers = state.extras.get("notifiers") or build_notifiers(state.settings, client)
-    state.extras["active_notifiers"] = notifiers
-    if not state.settings.bot_worker:
+    try:
+        notifiers = state.extras.get("notifiers") or build_notifiers(settings, client)
+        router = Router(routes, {n.name: n for n in notifiers}, settings.notify_min_confidence).check()
+    except BaseException:
+        client.close()
+        raise
+    dispatcher = Dispatcher(list(notifiers), SqlDeliveryLog(state.store.engine), settings.notify_min_interval_s)
+    state.extras.update(active_notifiers=notifiers, router=router, dispatcher=dispatcher)
+    if not settings.bot_worker:
         return client, None
-    worker = BotWorker(state.service, state.settings, notifiers)
+    worker = BotWorker(state.service, settings, notifiers, router=router, dispatcher=dispatcher)
     state.extras["bot_worker"] = worker
     worker.start()
     return client, worker
@@ -131,29 +144,37 @@ def _start_bot(state: AppState) -> tuple[Any, Any]:
 
 def _start_scans(state: AppState, jobs: list) -> Any:
     """The scan scheduler (None without jobs). Incidents a scan opens, updates or resolves go
-    to the same notifiers as the alert bot's, through their own dispatcher."""
+    through the alert bot's router and dispatcher (labels: ``api.bot.routing.scan_labels``);
+    a resolution goes only to notifiers that had a record for the incident."""
     if not jobs:
         return None
-    from api.bot.delivery_log import SqlDeliveryLog
-    from api.bot.notifiers import Dispatcher, message_from_incident
+    import math
+
+    from api.bot.notifiers import message_from_incident
+    from api.bot.routing import dispatch_routed, scan_labels
     from api.bot.worker import public_base_url
     from api.scheduler import ScanScheduler
     from rca.clock import sources_now
     from rca.scan_jobs import ScanRunner
 
     settings = state.settings
-    dispatcher = Dispatcher(list(state.extras["active_notifiers"]), SqlDeliveryLog(state.store.engine),
-                            settings.notify_min_interval_s)
+    dispatcher, router = state.extras["dispatcher"], state.extras["router"]
     status_of = {"opened": "open", "updated": "updated", "resolved": "resolved"}
 
     def on_change(row: dict, incident: Any, change: str) -> None:
         if incident is None or change not in status_of:
             return
         top = incident.hypotheses[0] if incident.hypotheses else None
-        if change != "resolved" and (top is None or not top.confidence >= settings.notify_min_confidence):
-            return
-        dispatcher.dispatch(message_from_incident(incident, public_base_url(settings), row["fingerprint"],
-                                                  status_of[change]))
+        detail = row.get("detail") or {}
+        labels = scan_labels(detail.get("root") or (top.root if top else None),
+                             detail.get("category") or (top.category if top else None))
+        only = None
+        if change == "resolved":
+            only = {r.notifier for r in dispatcher.log.records(incident.id)}
+            if not only:
+                return
+        msg = message_from_incident(incident, public_base_url(settings), row["fingerprint"], status_of[change])
+        dispatch_routed(dispatcher, router, msg, labels, float(top.confidence) if top else math.nan, only=only)
 
     def clock() -> float:  # a simulated or replayed source lives in its own time
         return sources_now(state.engine.connectors)

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
                                          description="notify only when the top hypothesis is this confident")
     notify_retry_attempts: int = Field(default=5, ge=1, le=20, description="delivery attempts per message")
     notify_retry_base_s: float = Field(default=1.0, ge=0, description="first delivery back-off (doubles)")
+    notify_routes: str = Field(default="", description="notification routes: a JSON or YAML list of "
+                               "{match, notifiers, min_confidence, quiet_hours, continue} (api/bot/routing.py); "
+                               "empty = every notifier")
+    notify_redeliver_s: float = Field(default=60.0, gt=0, description="how often undelivered or held "
+                                      "messages are sent again")
+    notify_redeliver_max_age_s: float = Field(default=86400.0, gt=0, description="give up redelivering "
+                                              "a message this long after its last record")
     bot_worker: bool = Field(default=True, description="run the alert worker inside `rca serve`")
     bot_poll_s: float = Field(default=1.0, gt=0, description="how often an idle worker looks at the queue")
     bot_max_attempts: int = Field(default=5, ge=1, le=50, description="analysis attempts per alert group")

@@ -220,3 +220,16 @@ def test_slack_actions_without_a_signing_secret_are_unavailable(tmp_path):
     with TestClient(a.app) as c:
         body = b"payload=%7B%7D"
         assert_problem(c.post("/v1/bot/slack/actions", content=body, headers=_signed("x", body)), 503)
+
+
+def test_two_groups_of_one_alert_name_are_two_incidents():
+    from api.bot.alerts import request_of_alerts
+
+    def doc(model):
+        return {"version": "4", "groupKey": f'{{}}:{{alertname="HighTTFT", model_name="{model}"}}', "status": "firing",
+                "groupLabels": {"alertname": "HighTTFT", "model_name": model},
+                "alerts": [{"status": "firing", "fingerprint": model[:16], "labels": {"alertname": "HighTTFT"},
+                            "startsAt": "2026-11-20T19:15:00Z", "endsAt": "0001-01-01T00:00:00Z"}]}
+
+    a, b = request_of_alerts(doc("llama-3-70b"), []), request_of_alerts(doc("llama-3-8b"), [])
+    assert a.question != b.question and "model_name=llama-3-70b" in a.question

@@ -152,5 +152,8 @@ def request_of_alerts(doc: Mapping[str, Any], catalog: Sequence[str], tz: str = 
     signal, stat, metric = signal_of_alerts(firing)
     scope = scope_of_labels([a.get("labels") or {} for a in firing], catalog)
     names = sorted({str((a.get("labels") or {}).get("alertname", "alert")) for a in firing})
-    return AnalysisRequest(at=at, question=f"Alertmanager: {', '.join(names)} firing", signal=signal,
-                           statistic=stat, metric=metric, scope=scope, tz=tz)
+    # the group's own labels make the question (and so the incident id) the group's: two groups
+    # of one alert name firing at the same time are two incidents, not one shared
+    group = ", ".join(f"{k}={v}" for k, v in sorted((doc.get("groupLabels") or {}).items()) if k != "alertname")
+    return AnalysisRequest(at=at, question=f"Alertmanager: {', '.join(names)} firing" + (f" ({group})" if group else ""),
+                           signal=signal, statistic=stat, metric=metric, scope=scope, tz=tz)

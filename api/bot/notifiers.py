@@ -26,7 +26,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -359,11 +359,13 @@ class Dispatcher:
         with self._guard:
             return self._locks.setdefault(incident_id, threading.Lock())
 
-    def dispatch(self, msg: IncidentMessage) -> list[DispatchResult]:
+    def dispatch(self, msg: IncidentMessage, only: Collection[str] | None = None) -> list[DispatchResult]:
+        """Send ``msg`` to every notifier (or those named in ``only``, e.g. a route's)."""
         out = []
         with self._lock(msg.incident_id):
             for n in self.notifiers:
-                out.append(self._one(n, msg))
+                if only is None or n.name in only:
+                    out.append(self._one(n, msg))
         return out
 
     def _one(self, n: Notifier, msg: IncidentMessage) -> DispatchResult:

@@ -9,7 +9,14 @@ dead process left claimed, then works off everything still ``queued`` (so a cras
   top hypothesis is confident enough (``notify_min_confidence``);
 * firing while the group's incident is open -> the state is touched (same fingerprint, no new
   analysis, no new message);
-* resolved -> the state is resolved and, if the opening went out, a resolve message follows.
+* resolved -> the state is resolved and, if the opening went out (or was held or failed), a
+  resolve message follows to the notifiers that had a record for the incident.
+
+Messages go where ``api.bot.routing`` routes them (labels: the group's common labels, ``source:
+alert`` and the severity). Every ``notify_redeliver_s`` the worker also runs :meth:`BotWorker.redeliver`:
+for each incident whose newest delivery record for a notifier is not delivered (failed, or held by
+quiet hours) and is younger than ``notify_redeliver_max_age_s``, the incident's current message is
+routed and dispatched again to that notifier — the dispatcher's content check keeps it to one copy.
 
 A failed analysis is retried with exponential backoff (``bot_retry_base_s``) up to
 ``bot_max_attempts`` attempts, then the item is ``failed`` with its error. Bad input (e.g. a
@@ -19,6 +26,7 @@ window the engine refuses) fails at once.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -38,9 +46,10 @@ from api.bot.notifiers import (
     message_from_incident,
 )
 from api.bot.queue import AlertQueue, QueueItem
+from api.bot.routing import Router, dispatch_routed, scan_labels
 from rca.errors import BadInput
 from rca.settings import Settings
-from rca.store_schema import incident_states
+from rca.store_schema import deliveries, incident_states
 
 __all__ = ["BotWorker", "build_notifiers", "public_base_url"]
 
@@ -77,14 +86,23 @@ def _severity(doc: dict[str, Any]) -> str:
     return {"page": "critical", "warn": "warning"}.get(sev, sev) if sev else "error"
 
 
+def _common(alerts: list[dict[str, Any]]) -> dict[str, str]:
+    if not alerts:
+        return {}
+    first = {str(k): str(v) for k, v in alerts[0].items()}
+    return {k: v for k, v in first.items() if all(str(a.get(k)) == v for a in alerts[1:])}
+
+
 class BotWorker:
-    def __init__(self, service: Any, settings: Settings, notifiers: Sequence[Notifier]) -> None:
+    def __init__(self, service: Any, settings: Settings, notifiers: Sequence[Notifier],
+                 router: Router | None = None, dispatcher: Dispatcher | None = None) -> None:
         self.service = service
         self.settings = settings
         self.store = service.engine.store
         self.queue = AlertQueue(self.store.engine)
         self.deliveries = SqlDeliveryLog(self.store.engine)
-        self.dispatcher = Dispatcher(list(notifiers), self.deliveries, settings.notify_min_interval_s)
+        self.dispatcher = dispatcher or Dispatcher(list(notifiers), self.deliveries, settings.notify_min_interval_s)
+        self.router = router or Router((), {n.name: n for n in notifiers}, settings.notify_min_confidence)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -126,12 +144,15 @@ class BotWorker:
                 log.info("bot: replaying %d queued alert group(s) (%d reclaimed from a dead worker)", pending, n)
         except Exception as e:  # noqa: BLE001 — a store hiccup at start must not kill the thread
             log.warning("bot: replay check failed: %s", e)
-        last_sweep = time.monotonic()
+        last_sweep = last_redeliver = time.monotonic()
         while not self._stop.is_set():
             try:
                 if time.monotonic() - last_sweep > 60:
                     self.queue.requeue_stale(self.stale_s)
                     last_sweep = time.monotonic()
+                if time.monotonic() - last_redeliver >= self.settings.notify_redeliver_s:
+                    last_redeliver = time.monotonic()
+                    self.redeliver()
                 item = self.queue.claim(self._retry_at)
             except Exception as e:  # noqa: BLE001
                 log.warning("bot: queue unavailable: %s", e)
@@ -206,23 +227,22 @@ class BotWorker:
                 else:  # resolved earlier, firing again: a new life of the same fingerprint
                     c.execute(incident_states.update().where(incident_states.c.fingerprint == fp).values(**values))
             conf = float(top.confidence) if top else float("nan")
-            if top is not None and conf >= self.settings.notify_min_confidence:
-                sev = _severity(doc)
-                msg = message_from_incident(incident, public_base_url(self.settings), fp, "open",
-                                            sev if sev in SEVERITIES else "error")
-                results = self.dispatcher.dispatch(msg)
-                sent = any(r.outcome in ("sent", "duplicate", "rate_limited") for r in results)
-                if sent or any(r.outcome == "skipped" for r in results):
-                    detail = {**detail, "notified": sent or detail["notified"]}
-                    with self.store.engine.begin() as c:
-                        c.execute(incident_states.update().where(incident_states.c.fingerprint == fp)
-                                  .values(detail=detail))
-                for r in results:
-                    if r.outcome == "failed":
-                        log.error("bot: %s could not deliver incident %s", r.notifier, incident.id)
-            else:
-                log.info("bot: incident %s not notified (top confidence %.2f < %.2f)", incident.id, conf,
-                         self.settings.notify_min_confidence)
+            sev = _severity(doc)
+            sev = sev if sev in SEVERITIES else "error"
+            route_labels = {**_common(labels), "source": "alert"}
+            detail = {**detail, "severity": sev, "route_labels": route_labels}
+            msg = message_from_incident(incident, public_base_url(self.settings), fp, "open", sev)
+            results, reason = dispatch_routed(self.dispatcher, self.router, msg, route_labels, conf)
+            sent = any(r.outcome in ("sent", "duplicate", "rate_limited", "quiet") for r in results)
+            detail = {**detail, "notified": sent}
+            with self.store.engine.begin() as c:
+                c.execute(incident_states.update().where(incident_states.c.fingerprint == fp).values(detail=detail))
+            for r in results:
+                if r.outcome == "failed":
+                    log.error("bot: %s could not deliver incident %s (redelivery will retry)", r.notifier,
+                              incident.id)
+            if not results:
+                log.info("bot: incident %s not notified (%s)", incident.id, reason)
             return incident.id
         # resolved
         if row is None or row.status == "resolved":
@@ -231,10 +251,73 @@ class BotWorker:
             c.execute(incident_states.update().where(incident_states.c.fingerprint == fp)
                       .values(status="resolved", resolved_at=now, updated_at=now,
                               detail={**row.detail, "alerts": labels, "last_seq": item.seq}))
-        if (row.detail or {}).get("notified"):
+        told = {r.notifier for r in self.deliveries.records(row.incident_id)}
+        if told:
             incident = self.store.get_incident(row.incident_id)
+            detail = row.detail or {}
             sev = _severity(doc)
             msg = message_from_incident(incident, public_base_url(self.settings), fp, "resolved",
-                                        sev if sev in SEVERITIES else "error")
-            self.dispatcher.dispatch(msg)
+                                        sev if sev in SEVERITIES else detail.get("severity", "error"))
+            route_labels = detail.get("route_labels") or {**_common(labels), "source": "alert"}
+            dispatch_routed(self.dispatcher, self.router, msg, route_labels, math.nan, only=told)
         return row.incident_id
+
+    # ---- never lost ----------------------------------------------------------------------------
+
+    def pending(self, now: float | None = None) -> dict[str, set[str]]:
+        """Incident id -> notifiers whose newest record (younger than ``notify_redeliver_max_age_s``)
+        is not delivered."""
+        now = time.time() if now is None else now
+        cutoff = now - self.settings.notify_redeliver_max_age_s
+        newest = (sa.select(sa.func.max(deliveries.c.seq).label("seq")).where(deliveries.c.at >= cutoff)
+                  .group_by(deliveries.c.incident_id, deliveries.c.notifier).subquery())
+        q = (sa.select(deliveries.c.incident_id, deliveries.c.notifier)
+             .join(newest, deliveries.c.seq == newest.c.seq).where(deliveries.c.delivered.is_(False)))
+        out: dict[str, set[str]] = {}
+        with self.store.engine.connect() as c:
+            for r in c.execute(q):
+                out.setdefault(r.incident_id, set()).add(r.notifier)
+        return out
+
+    def redeliver(self, now: float | None = None) -> int:
+        """Dispatch the current message of every :meth:`pending` incident again to the notifiers
+        still owed it (if routing still sends there now); how many deliveries succeeded."""
+        now = time.time() if now is None else now
+        done = 0
+        try:
+            owed = self.pending(now)
+        except Exception as e:  # noqa: BLE001 — a store hiccup waits for the next pass
+            log.warning("bot: redelivery check failed: %s", e)
+            return 0
+        for incident_id, names in owed.items():
+            try:
+                done += self._redeliver_one(incident_id, names, now)
+            except Exception as e:  # noqa: BLE001 — one bad incident must not block the others
+                log.warning("bot: redelivery of %s failed: %s", incident_id, e)
+        return done
+
+    def _redeliver_one(self, incident_id: str, names: set[str], now: float) -> int:
+        with self.store.engine.connect() as c:
+            row = c.execute(sa.select(incident_states).where(incident_states.c.incident_id == incident_id)
+                            .order_by(incident_states.c.updated_at.desc()).limit(1)).first()
+        if row is None:
+            return 0
+        detail = row.detail or {}
+        recs = [r for r in self.deliveries.records(incident_id) if r.notifier in names]
+        status = "resolved" if row.status == "resolved" else (recs[-1].status if recs else "open")
+        incident = self.store.get_incident(incident_id)
+        if row.source == "alert":
+            labels = detail.get("route_labels") or {"source": "alert"}
+            sev = detail.get("severity", "error")
+        else:
+            labels, sev = scan_labels(detail.get("root"), detail.get("category")), "error"
+        top = incident.hypotheses[0] if incident.hypotheses else None
+        conf = float(top.confidence) if top else math.nan
+        msg = message_from_incident(incident, public_base_url(self.settings), row.fingerprint, status,
+                                    sev if sev in SEVERITIES else "error")
+        results, _ = dispatch_routed(self.dispatcher, self.router, msg, labels, conf, now, only=names)
+        sent = sum(r.outcome == "sent" for r in results)
+        if sent:
+            log.info("bot: redelivered incident %s to %s", incident_id,
+                     ", ".join(r.notifier for r in results if r.outcome == "sent"))
+        return sent
