@@ -11,7 +11,6 @@ its record exists (the scheduler must survive anything a source or detector does
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import threading
 import time
@@ -20,13 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from rca.detect import LEVEL
 from rca.engine import AnalysisRequest, Engine
 from rca.errors import BadInput, RcaError
 from rca.scan import parse_duration, scan_snapshot
 from rca.scan_incidents import Change, OnChange, reconcile
+from rca.settings import parse_json_or_yaml
 from rca.types import Window
 
 __all__ = ["ScanJob", "ScanRunner", "load_scan_jobs"]
@@ -106,14 +104,7 @@ def load_scan_jobs(spec: str | Sequence[dict[str, Any]] | None) -> list[ScanJob]
         return []
     items: Any = spec
     if isinstance(spec, str):
-        try:
-            items = json.loads(spec)
-        except ValueError:
-            try:
-                items = yaml.safe_load(spec)
-            except yaml.YAMLError as e:
-                raise BadInput(f"scan jobs are neither JSON nor YAML: {e}", field="scan_jobs",
-                               fix='give a list, e.g. [{"name": "fleet", "trigger": "5m"}]') from None
+        items = parse_json_or_yaml(spec, "scan_jobs", 'give a list, e.g. [{"name": "fleet", "trigger": "5m"}]')
     if not isinstance(items, list):
         raise BadInput(f"scan jobs must be a list, got {type(items).__name__}", field="scan_jobs",
                        fix='give a list, e.g. [{"name": "fleet", "trigger": "5m"}]')

@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from rca.errors import BadInput
+
+__all__ = ["Settings", "parse_json_or_yaml"]
+
+
+def parse_json_or_yaml(text: str, field: str, fix: str) -> Any:
+    """A setting that holds structure (scan jobs, notify routes): JSON, else YAML; text that is
+    neither is ``BadInput`` naming ``field``."""
+    import json
+
+    import yaml
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise BadInput(f"{field} is neither JSON nor YAML: {e}", field=field, fix=fix) from None
 
 
 class Settings(BaseSettings):

@@ -28,7 +28,6 @@ style::
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -40,6 +39,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from api.bot.notifiers import Attempt, DeliveryRecord, Dispatcher, DispatchResult, IncidentMessage, Notifier
 from rca.errors import BadInput
+from rca.settings import parse_json_or_yaml
 
 __all__ = ["QUIET", "Matcher", "QuietHours", "Route", "Router", "Targets", "dispatch_routed", "load_routes",
            "scan_labels"]
@@ -168,16 +168,7 @@ def load_routes(text: str) -> list[Route]:
     """Routes from JSON or YAML text (a list, or a mapping with a ``routes`` list); ``""`` -> ``[]``."""
     if not text or not text.strip():
         return []
-    import yaml
-
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise BadInput(f"notify routes are neither JSON nor YAML: {e}", field="notify_routes",
-                           fix="give a list of {match, notifiers, ...}") from None
+    doc = parse_json_or_yaml(text, "notify_routes", "give a list of {match, notifiers, ...}")
     if isinstance(doc, dict) and "routes" in doc:
         doc = doc["routes"]
     if not isinstance(doc, list):
