@@ -249,6 +249,10 @@ def serve(
         err.print("[yellow]no source configured (--source or RCA_SOURCES_FILE): answers will say no_data[/yellow]")
     if workers < 1:
         raise BadInput(f"--workers {workers}", field="--workers", fix="use 1 or more")
+    if workers > 1 and settings.scan_jobs.strip():
+        raise BadInput("scheduled scans (RCA_SCAN_JOBS) would run once in every worker process", field="--workers",
+                       fix="use --workers 1 here, or run the scans in a second `rca serve --workers 1` "
+                           "and leave RCA_SCAN_JOBS unset for the multi-worker one")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     err.print(f"rca API on http://{host}:{port}  (docs: /docs; {workers} worker process(es))")
     if workers > 1:  # each worker builds its own app from the environment (api/asgi.py)

@@ -125,7 +125,8 @@ def test_same_payload_twice_is_one_queue_row_and_one_analysis(tmp_path):
             assert r1.status_code == 202 and r1.json()["queued"] and not r1.json()["duplicate"]
             assert r2.status_code == 202 and r2.json()["duplicate"] and r2.json()["seq"] == r1.json()["seq"]
             _wait(lambda: all(q.state == "done" for q in _rows(a.store.engine, alert_queue)), 30, "the analysis")
-            # the group fires on (a new alert joins): same incident, no new message
+            # the group fires on and a new alert joins: analysed again under the same incident; the
+            # update message waits for the per-incident rate limit (300 s by default)
             p2 = _payload(fp="ffff000011112222", pod="vllm-llama-3-70b-0")
             p2["alerts"] += p["alerts"]
             assert c.post("/v1/alerts/alertmanager", json=p2, headers=a.headers("write")).status_code == 202
@@ -137,7 +138,28 @@ def test_same_payload_twice_is_one_queue_row_and_one_analysis(tmp_path):
         assert len(states) == 1 and states[0].status == "open"
         assert states[0].fingerprint == hashlib.sha256(p["groupKey"].encode()).hexdigest()[:32]
         assert states[0].detail["scope"] == ["service:api-gateway"]
+        assert sorted(states[0].detail["firing"]) == ["a1b2c3d4e5f60718", "ffff000011112222"]
         assert len(slack.delivered()) == 1
+
+
+def test_a_new_alert_in_an_open_group_sends_an_update_for_the_same_incident(tmp_path):
+    with CaptureServer() as slack:
+        a = _app(tmp_path, slack_webhook_url=slack.url + "/hook", notify_min_interval_s=0)
+        with TestClient(a.app) as c:
+            p = _payload()
+            assert c.post("/v1/alerts/alertmanager", json=p, headers=a.headers("write")).status_code == 202
+            _wait(lambda: len(slack.delivered()) == 1, 30, "the first message")
+            c.post("/v1/alerts/alertmanager", json=p, headers=a.headers("write"))  # a plain repeat
+            p2 = _payload(fp="ffff000011112222", pod="vllm-llama-3-70b-0")
+            p2["alerts"] += p["alerts"]
+            assert c.post("/v1/alerts/alertmanager", json=p2, headers=a.headers("write")).status_code == 202
+            _wait(lambda: len(slack.delivered()) == 2, 30, "the update")
+            time.sleep(0.3)
+        messages = slack.delivered()
+        assert len(messages) == 2  # the open message and one update; the repeat sent nothing
+        assert "Update" in json.dumps(messages[1])
+        queue = _rows(a.store.engine, alert_queue)
+        assert len({q.incident_id for q in queue}) == 1
 
 
 @pytest.mark.parametrize(("body", "field"), [

@@ -316,3 +316,14 @@ def test_serve_allows(monkeypatch, db: str, host: str, insecure: bool) -> None:
     r = _cli(*args)
     assert r.exit_code == 0, r.output
     assert started == {"host": host, "port": 8099, "auth": not insecure}
+
+
+def test_serve_refuses_scheduled_scans_with_several_workers(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from rca.cli import app
+    from rca.errors import BadInput
+
+    monkeypatch.setenv("RCA_SCAN_JOBS", '[{"name": "fleet", "trigger": "5m"}]')
+    result = CliRunner().invoke(app, ["serve", "--workers", "2", "--db", f"sqlite:///{tmp_path}/rca.db"])
+    assert isinstance(result.exception, BadInput) and result.exception.field == "--workers"

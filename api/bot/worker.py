@@ -25,6 +25,7 @@ window the engine refuses) fails at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -196,6 +197,38 @@ class BotWorker:
         with self.store.engine.connect() as c:
             return c.execute(sa.select(incident_states).where(incident_states.c.fingerprint == fingerprint)).first()
 
+    def _analyze(self, doc: dict[str, Any]) -> tuple[Any, Any]:
+        """The incident behind a payload's firing alerts, analysed on the shared pool."""
+        req = request_of_alerts(doc, self.service.catalog(), self.settings.timezone)
+        fut = self.service.submit(self.service.engine.analyze, req)
+        return fut.result(timeout=self.settings.analysis_timeout_s), req
+
+    def _still_firing(self, item: QueueItem, row: Any, fp: str, labels: list, firing: list[str], now: int) -> str:
+        """An open group fires again. The same alerts (a repeat): note it, nothing else. New
+        alerts joined: analyse again, keep the incident id, and send an update (rate-limited)."""
+        detail = {**row.detail, "alerts": labels, "last_seq": item.seq, "firing": firing}
+        joined = set(firing) - set(row.detail.get("firing", firing))
+        if not joined:
+            with self.store.engine.begin() as c:
+                c.execute(incident_states.update().where(incident_states.c.fingerprint == fp)
+                          .values(updated_at=now, detail=detail))
+            return row.incident_id
+        fresh, _ = self._analyze(item.payload)
+        incident = dataclasses.replace(fresh, id=row.incident_id)
+        self.store.save_incident(incident)
+        top = incident.hypotheses[0] if incident.hypotheses else None
+        detail.update(root=top.root if top else None, category=top.category if top else None)
+        with self.store.engine.begin() as c:
+            c.execute(incident_states.update().where(incident_states.c.fingerprint == fp).values(
+                updated_at=now, detail=detail, window_start=min(row.window_start, incident.window.start),
+                window_end=max(row.window_end, incident.window.end)))
+        msg = message_from_incident(incident, public_base_url(self.settings), fp, "updated",
+                                    detail.get("severity", "error"))
+        route_labels = detail.get("route_labels") or {**_common(labels), "source": "alert"}
+        dispatch_routed(self.dispatcher, self.router, msg, route_labels,
+                        float(top.confidence) if top else math.nan)
+        return row.incident_id
+
     def process(self, item: QueueItem) -> str | None:
         """Handle one queued payload; the incident id it concerns (None: nothing to do)."""
         doc = item.payload
@@ -204,20 +237,15 @@ class BotWorker:
         now = int(time.time())
         labels = [a.get("labels") or {} for a in doc["alerts"]]
         if firing_alerts(doc):
+            firing = sorted({str(a.get("fingerprint")) for a in firing_alerts(doc)})
             if row is not None and row.status == "open":
-                detail = {**row.detail, "alerts": labels, "last_seq": item.seq}
-                with self.store.engine.begin() as c:
-                    c.execute(incident_states.update().where(incident_states.c.fingerprint == fp)
-                              .values(updated_at=now, detail=detail))
-                return row.incident_id
-            catalog = self.service.catalog()
-            req = request_of_alerts(doc, catalog, self.settings.timezone)
-            fut = self.service.submit(self.service.engine.analyze, req)
-            incident = fut.result(timeout=self.settings.analysis_timeout_s)
+                return self._still_firing(item, row, fp, labels, firing, now)
+            incident, req = self._analyze(doc)
             top = incident.hypotheses[0] if incident.hypotheses else None
             detail = {"group_key": item.group_key, "alerts": labels, "scope": list(req.scope),
                       "signal": req.signal, "statistic": req.statistic, "root": top.root if top else None,
-                      "category": top.category if top else None, "last_seq": item.seq, "notified": False}
+                      "category": top.category if top else None, "last_seq": item.seq, "notified": False,
+                      "firing": firing}
             values = dict(incident_id=incident.id, source="alert", status="open", opened_at=now, updated_at=now,
                           resolved_at=None, window_start=incident.window.start, window_end=incident.window.end,
                           detail=detail)
