@@ -205,32 +205,31 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def encode_traces_response(result: Decoded[Any], fmt: str) -> bytes:
-    """``ExportTraceServiceResponse``; ``partial_success`` only when something was rejected."""
+def _encode_response(result: Decoded[Any], fmt: str, message: Any, json_field: str, pb_field: str) -> bytes:
+    """An ``Export*ServiceResponse``; ``partial_success`` only when something was rejected.
+    ``json_field``/``pb_field`` name the rejected count (``rejectedSpans``/``rejected_spans`` ...)."""
     if fmt == JSON:
         if not result.rejected:
             return b"{}"
-        return json.dumps({"partialSuccess": {"rejectedSpans": str(result.rejected),
+        return json.dumps({"partialSuccess": {json_field: str(result.rejected),
                                               "errorMessage": result.error_message}}).encode()
-    resp = trace_service_pb2.ExportTraceServiceResponse()
+    resp = message()
     if result.rejected:
-        resp.partial_success.rejected_spans = result.rejected
+        setattr(resp.partial_success, pb_field, result.rejected)
         resp.partial_success.error_message = result.error_message
     return resp.SerializeToString()
+
+
+def encode_traces_response(result: Decoded[Any], fmt: str) -> bytes:
+    """``ExportTraceServiceResponse`` for ``result``."""
+    return _encode_response(result, fmt, trace_service_pb2.ExportTraceServiceResponse, "rejectedSpans",
+                            "rejected_spans")
 
 
 def encode_logs_response(result: Decoded[Any], fmt: str) -> bytes:
-    """``ExportLogsServiceResponse``; ``partial_success`` only when something was rejected."""
-    if fmt == JSON:
-        if not result.rejected:
-            return b"{}"
-        return json.dumps({"partialSuccess": {"rejectedLogRecords": str(result.rejected),
-                                              "errorMessage": result.error_message}}).encode()
-    resp = logs_service_pb2.ExportLogsServiceResponse()
-    if result.rejected:
-        resp.partial_success.rejected_log_records = result.rejected
-        resp.partial_success.error_message = result.error_message
-    return resp.SerializeToString()
+    """``ExportLogsServiceResponse`` for ``result``."""
+    return _encode_response(result, fmt, logs_service_pb2.ExportLogsServiceResponse, "rejectedLogRecords",
+                            "rejected_log_records")
 
 
 # ---------------------------------------------------------------- shared rules
