@@ -34,10 +34,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from api.body import read_body
 from connectors.otlp import (
     JSON,
     MEDIA_TYPES,
-    BodyTooLarge,
     Decoded,
     decode_logs,
     decode_traces,
@@ -104,7 +104,7 @@ async def _export(request: Request, limit: int, decode: Callable[[bytes, str], D
     fmt = JSON
     try:
         fmt = wire_format(request.headers.get("content-type"))
-        raw = await _read_body(request, limit)
+        raw = await read_body(request, limit, fix="send smaller batches")
         result = await run_in_threadpool(_ingest, raw, request.headers.get("content-encoding"), limit, fmt,
                                           decode, add)
     except BadInput as e:
@@ -122,25 +122,6 @@ def _ingest(raw: bytes, encoding: str | None, limit: int, fmt: str, decode: Call
     result = decode(decompress(raw, encoding, limit), fmt)
     add(result.records)
     return result
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            n = int(declared)
-        except ValueError:
-            raise BadInput(f"Content-Length {declared!r} is not a number", field="Content-Length",
-                           fix="send the body length in bytes") from None
-        if n > limit:
-            raise BodyTooLarge(f"body is {n} bytes, over the limit of {limit}", field="body",
-                               fix="send smaller batches")
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise BodyTooLarge(f"body is over the limit of {limit} bytes", field="body", fix="send smaller batches")
-    return bytes(buf)
 
 
 def _status(http_status: int, message: str, fmt: str, headers: dict[str, str] | None = None) -> Response:

@@ -77,8 +77,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(BadInput)
     async def _bad_input(request: Request, exc: BadInput) -> JSONResponse:
         status = exc.status if 400 <= exc.status < 500 else 400
-        return problem_response(request, status, "Bad input", exc.message, kind="bad-input",
-                                field=exc.field, fix=exc.fix)
+        title, kind = ("Payload too large", "too-large") if status == 413 else ("Bad input", "bad-input")
+        return problem_response(request, status, title, exc.message, kind=kind, field=exc.field, fix=exc.fix)
 
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import require
+from api.body import read_body
 from api.problems import ApiProblem
 from api.routes_ops import PROBLEMS
 from api.schemas import AlertAccepted
@@ -28,21 +29,6 @@ SLACK_ACTIONS_PATH = "/v1/bot/slack/actions"
 _SLACK_MAX = 64 * 1024
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiProblem(413, "Payload too large", f"the body is over {limit} bytes", kind="too-large",
-                         field="body", fix="lower Alertmanager's max_alerts")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiProblem(413, "Payload too large", f"the body is over {limit} bytes", kind="too-large",
-                             field="body", fix="lower Alertmanager's max_alerts")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post("/alerts/alertmanager", status_code=202, response_model=AlertAccepted, tags=["bot"],
              responses={413: PROBLEMS[400], **PROBLEMS},
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
@@ -53,7 +39,8 @@ async def alertmanager(request: Request, key: WriteKey) -> JSONResponse:
     from api.bot.queue import AlertQueue
 
     state = request.app.state.rca
-    doc = parse_payload(await _body(request, state.settings.alert_max_body_bytes))
+    doc = parse_payload(await read_body(request, state.settings.alert_max_body_bytes,
+                                        fix="lower Alertmanager's max_alerts"))
     dk = dedup_key(doc)
     seq, created = await run_in_threadpool(AlertQueue(state.store.engine).enqueue, dk, doc["groupKey"], doc)
     worker = state.extras.get("bot_worker")
@@ -73,7 +60,7 @@ async def slack_actions(request: Request) -> dict:
     if not secret:
         raise ApiProblem(503, "Slack actions not configured", "no Slack signing secret is configured",
                          kind="not-configured", fix="set RCA_SLACK_SIGNING_SECRET to the Slack app's signing secret")
-    body = await _body(request, _SLACK_MAX)
+    body = await read_body(request, _SLACK_MAX)
     verify_slack_signature(secret, request.headers.get("x-slack-request-timestamp"), body,
                            request.headers.get("x-slack-signature"))
     action = parse_block_actions(body)

@@ -255,3 +255,13 @@ def test_two_groups_of_one_alert_name_are_two_incidents():
 
     a, b = request_of_alerts(doc("llama-3-70b"), []), request_of_alerts(doc("llama-3-8b"), [])
     assert a.question != b.question and "model_name=llama-3-70b" in a.question
+
+
+def test_an_oversized_alert_payload_is_a_413_problem(tmp_path):
+    a = _app(tmp_path, alert_max_body_bytes=1024)
+    with TestClient(a.app) as c:
+        p = _payload()
+        p["commonAnnotations"] = {"description": "x" * 2000}
+        r = c.post("/v1/alerts/alertmanager", json=p, headers=a.headers("write"))
+    body = assert_problem(r, 413, "body")
+    assert body["type"].endswith("/too-large") and "1024" in body["detail"]
