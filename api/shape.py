@@ -13,22 +13,36 @@ from rca.serialize import rfc3339
 from rca.types import Feedback, Incident
 
 __all__ = ["PLOTTABLE", "answer_public", "evidence_at", "feedback_public", "incident_summary", "page",
-           "scan_public"]
+           "plot_urls", "scan_public"]
 
 PLOTTABLE = frozenset({"metric", "log", "trace"})
 
 
+def plot_urls(incident: Incident, base_url: str = "") -> list[list[str | None]]:
+    """Per hypothesis, per evidence item: its plot URL (``None`` when there is no series behind
+    it). Evidence is numbered across the incident, 1-based, hypothesis by hypothesis — the ``n``
+    of ``/v1/incidents/{id}/evidence/{n}/plot.png``."""
+    base = f"{base_url.rstrip('/')}/v1/incidents/{incident.id}"
+    out, n = [], 0
+    for h in incident.hypotheses:
+        row = []
+        for e in h.evidence:
+            n += 1
+            row.append(f"{base}/evidence/{n}/plot.png" if e.kind in PLOTTABLE else None)
+        out.append(row)
+    return out
+
+
 def answer_public(incident: Incident, interpreted: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The answer JSON with evidence numbered across the incident (1-based, hypothesis by
-    hypothesis) and a plot URL for evidence that has a series behind it."""
+    """The answer JSON with evidence numbered across the incident and a plot URL for evidence
+    that has a series behind it (``plot_urls``)."""
     ans = answer_json(incident, interpreted)
     base = f"/v1/incidents/{incident.id}"
     n = 0
-    for h in ans["hypotheses"]:
-        for e in h["evidence"]:
+    for h, urls in zip(ans["hypotheses"], plot_urls(incident), strict=True):
+        for e, url in zip(h["evidence"], urls, strict=True):
             n += 1
-            e["n"] = n
-            e["plot_url"] = f"{base}/evidence/{n}/plot.png" if e["kind"] in PLOTTABLE else None
+            e["n"], e["plot_url"] = n, url
     ans["links"] = {"self": base, "feedback": f"{base}/feedback"}
     return ans
 

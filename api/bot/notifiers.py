@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception_type, stop_after_attempt
 
-from api.shape import PLOTTABLE
+from api.shape import plot_urls
 from rca.errors import BadInput
 from rca.types import Incident
 
@@ -104,17 +104,11 @@ def message_from_incident(incident: Incident, base_url: str, fingerprint: str, s
     if not fingerprint:
         raise BadInput("empty fingerprint", field="fingerprint", fix="pass the incident's stable fingerprint")
     url = f"{base_url.rstrip('/')}/v1/incidents/{incident.id}"
-    lines, n = [], 0
-    for rank, h in enumerate(incident.hypotheses, 1):
-        ev, plots = [], []
-        for e in h.evidence:
-            n += 1  # numbered across the incident, as api.shape.answer_public does
-            if rank <= _TOP and len(ev) < _EVIDENCE:
-                ev.append(e.summary)
-                if e.kind in PLOTTABLE:
-                    plots.append(f"{url}/evidence/{n}/plot.png")
-        if rank <= _TOP:
-            lines.append(HypothesisLine(rank, h.root, h.category, float(h.confidence), tuple(ev), tuple(plots)))
+    lines = []
+    for rank, (h, urls) in enumerate(zip(incident.hypotheses[:_TOP], plot_urls(incident, base_url), strict=False), 1):
+        shown = list(zip(h.evidence, urls, strict=True))[:_EVIDENCE]
+        lines.append(HypothesisLine(rank, h.root, h.category, float(h.confidence), tuple(e.summary for e, _ in shown),
+                                    tuple(u for _, u in shown if u)))
     sym = incident.symptom
     what = f"{sym.signal} of {sym.entity}" if sym else (incident.question or "anomaly")
     if lines:
