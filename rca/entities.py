@@ -73,7 +73,7 @@ def catalog_of(snap: Snapshot) -> list[EntityId]:
     aliases = aliases_from_inventory(snap.inventory)
     ents = set(snap.inventory.entities)
     ents.update(entity_of_series(k, aliases) for k in snap.metrics.keys)
-    ents.update(entity_of_span(s, aliases) for s in snap.spans)
+    ents.update(span_entities(snap, aliases))
     ents.update(r.entity for r in snap.logs if r.entity)
     return sorted(ents)
 
