@@ -56,14 +56,16 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
     from api.routes_bot import SLACK_ACTIONS_PATH
     from api.routes_bot import router as bot_router
     from api.routes_incidents import router as incidents_router
+    from api.routes_learn import router as learn_router
     from api.routes_ops import router as ops_router
     from connectors.otlp_store import OtlpStore
-    from rca.wiring import build_store
+    from rca.wiring import attach_reranker, build_store
 
     settings = settings or Settings()
     if engine.store is None:
         engine.store = build_store(settings)
     store = engine.store
+    attach_reranker(engine.ranker, store, settings)
     metrics = ApiMetrics()
     service = AnalysisService(engine, settings, metrics)
     state = AppState(engine=engine, settings=settings, store=store,
@@ -106,6 +108,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, auth: bool =
     app.include_router(ops_router)
     app.include_router(incidents_router)
     app.include_router(bot_router)
+    app.include_router(learn_router)
     app.include_router(otlp_router(state.otlp_store, settings.otlp_max_body_bytes),
                        dependencies=[Depends(require("write"))])
     return app

@@ -167,11 +167,7 @@ def _plot(state, incident, rank: int, pos: int) -> bytes:
                                             **PROBLEMS},
              summary="Confirm or reject a hypothesis, or name the right root cause")
 async def add_feedback(request: Request, incident_id: IncidentId, body: FeedbackCreate, key: WriteKey) -> JSONResponse:
-    store = request.app.state.rca.store
-    incident = await run_in_threadpool(store.get_incident, incident_id)
-    if body.hypothesis_rank is not None and body.hypothesis_rank > len(incident.hypotheses):
-        raise BadInput(f"incident {incident_id} has {len(incident.hypotheses)} hypotheses", field="hypothesis_rank",
-                       fix=f"use 1..{len(incident.hypotheses)}")
+    store = request.app.state.rca.store  # the store checks the incident and the rank
     fb = Feedback(incident_id, body.verdict, body.hypothesis_rank, body.correct_root, body.correct_category,
                   body.note, body.author or key.name, int(time.time()))
     created = await run_in_threadpool(store.add_feedback, fb)

@@ -381,6 +381,7 @@ def bench_connectors(
 
 
 import rca.cli_api  # noqa: E402,F401 — registers ask, sources, serve, keys, bench ask
+import rca.cli_learn  # noqa: E402,F401 — registers feedback, train, export, bench feedback
 
 
 def main() -> None:

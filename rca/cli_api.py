@@ -32,6 +32,9 @@ def ask(
     source: SourceOpt = None,
     now: Annotated[str | None, typer.Option(help="answer as if asked at this time (default: now)")] = None,
     tz: Annotated[str | None, typer.Option(help="time zone of times in the question (default RCA_TIMEZONE)")] = None,
+    store_: Annotated[bool, typer.Option("--store", help="keep the incident (for `rca feedback`) and rank with "
+                                         "the store's learned re-ranker, if one is active")] = False,
+    db: DbOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Answer a question about the fleet from the configured (or given) sources."""
@@ -54,7 +57,7 @@ def ask(
         at_now = parse_now(now, field="--now")
         if at_now is None:  # a simulated source lives in its own time: ask as of its end
             at_now = sources_now(connectors)
-        engine = build_engine(settings, connectors)
+        engine = build_engine(settings, connectors, store=open_store(db) if store_ or db else None)
         catalog = catalog_of(engine.fetch(Window(at_now - 1800, at_now, 60)))
         q = parse_question(question, now=at_now, tz=tz, default_tz=settings.timezone, catalog=catalog)
         ans = answer_json(engine.analyze(request_of(q)), interpreted_of(q))

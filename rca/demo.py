@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from connectors.memory import StaticConnector
@@ -13,9 +14,21 @@ from rca.settings import Settings
 from rca.wiring import build_engine
 
 if TYPE_CHECKING:
+    from rca.engine import Engine
     from rca.sim import SimResult
+    from rca.types import Incident
 
-__all__ = ["answer_sim", "run_demo"]
+__all__ = ["answer_sim", "analyze_sim", "run_demo"]
+
+
+def analyze_sim(result: SimResult, engine: Engine) -> Incident:
+    """``engine``'s incident for a simulated incident's question (the question path: parse it,
+    analyse the time it names); stored (when the engine has a store) under the id
+    ``sim-<scenario>-<seed>`` (``-v`` for a varied fleet), unique per simulated run."""
+    snap = result.snapshot
+    q = parse_question(result.question, now=snap.window.end)
+    iid = f"sim-{result.scenario.name}-{result.seed}{'-v' if result.variant.get('varied') else ''}"
+    return engine.analyze(replace(request_of(q), incident_id=iid), snapshot=StaticConnector(snap).fetch(snap.window))
 
 
 def answer_sim(result: SimResult, store: Store | None = None, settings: Settings | None = None) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class AnalysisRequest:
     selector: str | None = None
     tz: str = "UTC"
     params: dict = field(default_factory=dict)
+    incident_id: str | None = None  # store the incident under this id (default: one derived from the request)
 
 
 def merge_snapshots(window: Window, parts: Sequence[Snapshot], warnings: Sequence[str] = ()) -> Snapshot:
@@ -203,7 +204,11 @@ class Engine:
                           anomalies=detection.anomalies if detection else (), graph=graph, baseline=base,
                           incident=inc, symptom=symptom, changes=signals.changes,
                           resolution=signals.resolution, params=req.params, log_templates=templates)
-        hyps = tuple(self.ranker.rank(ctx))
+        if hasattr(self.ranker, "rank_candidates"):
+            ranked, pool = self.ranker.rank_candidates(ctx)
+            hyps, candidates = tuple(ranked), tuple(pool)
+        else:
+            hyps, candidates = tuple(self.ranker.rank(ctx)), ()
         no_data = [w for w in snap.warnings]
         if not len(snap.metrics):
             no_data.append("metrics: no series in the window")
@@ -211,15 +216,19 @@ class Engine:
                    f"{len({e for e in signals.entities})} entities",
                    f"{len(snap.spans)} spans, {len(snap.logs)} log lines",
                    f"dependency graph: {len(graph)} entities, {len(graph.edges())} edges"]
+        source = getattr(self.ranker, "reranker", None)
+        active = source.get() if source is not None else None
         params = {"ranker": getattr(self.ranker, "name", type(self.ranker).__name__),
+                  **({"reranker_version": active.version} if active is not None else {}),
                   "baseline": [base.start, base.end], "incident": [inc.start, inc.end],
                   "signal": req.signal, "statistic": req.statistic, "scope": list(req.scope),
                   "metric": req.metric, "selector": req.selector, "tz": req.tz, "at": req.at, "elapsed_s": round(time.perf_counter() - t0, 3), **req.params}
         ident = hashlib.sha1(json.dumps([req.question, base.start, inc.start, inc.end, req.signal,
                                          req.statistic, list(req.scope), req.metric, req.tz], default=str).encode()).hexdigest()
-        incident = Incident(id=f"inc-{ident[:12]}", question=req.question, window=inc, symptom=symptom,
+        incident = Incident(id=req.incident_id or f"inc-{ident[:12]}", question=req.question, window=inc, symptom=symptom,
                             hypotheses=hyps, params=params, checked=tuple(checked), no_data=tuple(no_data),
-                            summary=_summary(symptom, hyps, inc, req.tz), created_at=int(time.time()))
+                            summary=_summary(symptom, hyps, inc, req.tz), created_at=int(time.time()),
+                            candidates=candidates)
         if self.store is not None:
             self.store.save_incident(incident)
         return incident

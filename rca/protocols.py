@@ -8,7 +8,7 @@ same checks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,7 +28,8 @@ from rca.types import (
     Window,
 )
 
-__all__ = ["Connector", "Detector", "GraphBuilder", "RankContext", "Ranker", "Store", "Thresholder"]
+__all__ = ["ActiveReranker", "Connector", "Detector", "GraphBuilder", "RankContext", "Ranker", "Reranker",
+           "RerankerSource", "Store", "Thresholder"]
 
 
 @runtime_checkable
@@ -122,11 +123,41 @@ class Ranker(Protocol):
 
     A ranker that scores the signals itself and never reads ``context.anomalies`` says so with
     a class attribute ``needs_anomalies = False``; the engine then skips running the detectors
-    for it (they are ~40 % of an analysis). Absent, the engine assumes ``True``."""
+    for it (they are ~40 % of an analysis). Absent, the engine assumes ``True``.
+
+    A ranker that logs the features of its candidates (``rca.types.Candidate``, what a learned
+    re-ranker trains on) also has ``rank_candidates(context) -> (hypotheses, candidates)``;
+    the engine then stores the candidates with the incident."""
 
     name: str
 
     def rank(self, context: RankContext) -> list[Hypothesis]: ...
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """A learned scorer over ``Candidate.features`` (``models.reranker``): higher
+    ``decision_function`` = more likely the root; ``order`` is best first, stable on ties."""
+
+    def decision_function(self, candidates: Sequence[Mapping[str, float]]) -> np.ndarray: ...
+
+    def order(self, candidates: Sequence[Mapping[str, float]]) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class ActiveReranker:
+    """The re-ranker in use and its version in the store (recorded with every incident)."""
+
+    version: int
+    model: Reranker
+
+
+@runtime_checkable
+class RerankerSource(Protocol):
+    """Where a ranker gets the active re-ranker; ``None``: rank with the base ranker alone.
+    Called once per analysis, so an implementation caches (see ``rca.learn.StoreReranker``)."""
+
+    def get(self) -> ActiveReranker | None: ...
 
 
 @runtime_checkable

@@ -28,6 +28,7 @@ import numpy as np
 from rca.errors import BadInput
 from rca.types import (
     Anomaly,
+    Candidate,
     Evidence,
     Feedback,
     Health,
@@ -39,6 +40,7 @@ from rca.types import (
 )
 
 __all__ = [
+    "candidate_from_jsonable",
     "feedback_from_jsonable",
     "incident_from_jsonable",
     "parse_rfc3339",
@@ -56,7 +58,7 @@ _TIME_FIELDS: dict[type, frozenset[str]] = {
     Incident: frozenset({"created_at"}),
     Feedback: frozenset({"at"}),
 }
-_TYPES = (Window, Anomaly, Evidence, Hypothesis, Symptom, Incident, Feedback, Health)
+_TYPES = (Window, Anomaly, Evidence, Hypothesis, Candidate, Symptom, Incident, Feedback, Health)
 
 
 def rfc3339(ts: int) -> str:
@@ -213,6 +215,13 @@ def _hypothesis(d: Mapping[str, Any]) -> Hypothesis:
                       unknown=_strs(d.get("unknown"), "hypothesis.unknown"))
 
 
+def candidate_from_jsonable(d: Mapping[str, Any]) -> Candidate:
+    feats = _obj(d.get("features"), "candidate.features")
+    return Candidate(entity=_req(d, "entity", "candidate"), category=d.get("category") or "",
+                     score=_float(d.get("score", 0.0), "candidate.score"),
+                     features={str(k): _float(v, f"candidate.features.{k}") for k, v in feats.items()})
+
+
 def incident_from_jsonable(d: Mapping[str, Any]) -> Incident:
     """The inverse of ``to_jsonable(incident)``. Raises ``BadInput`` naming a missing field."""
     _req(d, "id", "incident")
@@ -225,7 +234,8 @@ def incident_from_jsonable(d: Mapping[str, Any]) -> Incident:
                     checked=_strs(d.get("checked"), "incident.checked"),
                     no_data=_strs(d.get("no_data"), "incident.no_data"),
                     summary=d.get("summary") or "",
-                    created_at=parse_rfc3339(created, field="created_at") if created is not None else 0)
+                    created_at=parse_rfc3339(created, field="created_at") if created is not None else 0,
+                    candidates=tuple(candidate_from_jsonable(c) for c in d.get("candidates") or ()))
 
 
 def feedback_from_jsonable(d: Mapping[str, Any]) -> Feedback:

@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     baseline_s: int = Field(default=10800, ge=300, description="baseline window length before the incident")
     max_window_s: int = Field(default=86400, ge=600, description="longest incident window one analysis takes")
     max_hypotheses: int = Field(default=5, ge=1, le=50)
+    reranker: bool = Field(default=True, description="use the store's active learned re-ranker (`rca train ranker`); "
+                           "false: the base ranker alone")
+    redact_patterns: dict[str, str] = Field(default_factory=dict, description="extra redaction regexes for exports, "
+                                            "name -> regex (JSON)")
+    redact_salt: str = Field(default="rca", description="key of the pseudonyms in exports (same value -> same "
+                             "pseudonym); set a secret one for data that leaves the organisation")
     timezone: str = Field(default="UTC", description="time zone for bare times in questions")
     otlp_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="OTLP request size limit (413 above)")
     otlp_retention_s: int = Field(default=7 * 86400, ge=3600, description="keep received spans/logs this long")

@@ -30,12 +30,14 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from rca.errors import BadInput, NotFound, StoreError
-from rca.serialize import symptom_from_jsonable, to_jsonable, window_from_jsonable
+from rca.serialize import candidate_from_jsonable, symptom_from_jsonable, to_jsonable, window_from_jsonable
+from rca.store_models import RankerModels
 from rca.store_schema import (  # noqa: F401 — tables are importable from here too
     MIGRATIONS,
     SCHEMA_VERSION,
     alert_queue,
     api_keys,
+    candidate_pools,
     deliveries,
     evidence,
     feedback,
@@ -43,6 +45,7 @@ from rca.store_schema import (  # noqa: F401 — tables are importable from here
     incident_states,
     incidents,
     metadata,
+    ranker_models,
     scans,
     schema_version,
 )
@@ -103,7 +106,7 @@ def _nan(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
-class SqlStore:
+class SqlStore(RankerModels):
     """``Store`` on SQLAlchemy Core. ``SqlStore(url)`` only keeps the URL; the engine is made
     (and the schema migrated) on first use, or eagerly with ``SqlStore.open(url)``."""
 
@@ -184,6 +187,7 @@ class SqlStore:
         with self._tx() as conn:
             conn.execute(sa.delete(evidence).where(evidence.c.incident_id == iid))
             conn.execute(sa.delete(hypotheses).where(hypotheses.c.incident_id == iid))
+            conn.execute(sa.delete(candidate_pools).where(candidate_pools.c.incident_id == iid))
             if conn.execute(sa.select(incidents.c.seq).where(incidents.c.id == iid)).first():
                 conn.execute(sa.update(incidents).where(incidents.c.id == iid).values(**row))
             else:
@@ -192,6 +196,9 @@ class SqlStore:
                 conn.execute(sa.insert(hypotheses), hyps)
             if evs:
                 conn.execute(sa.insert(evidence), evs)
+            if incident.candidates:
+                conn.execute(sa.insert(candidate_pools).values(
+                    incident_id=iid, candidates=to_jsonable(list(incident.candidates))))
         return iid
 
     def get_incident(self, incident_id: str) -> Incident:
@@ -201,6 +208,15 @@ class SqlStore:
             raise NotFound(f"no incident {incident_id!r}", field="incident_id",
                            fix="list incidents with GET /v1/incidents")
         return found[0]
+
+    def get_incidents(self, incident_ids: list[str]) -> list[Incident]:
+        """The stored incidents among ``incident_ids`` (unknown ids are left out), in that order."""
+        found: dict[str, Incident] = {}
+        with self._tx() as conn:
+            for i in range(0, len(incident_ids), 500):
+                chunk = incident_ids[i:i + 500]
+                found.update((x.id, x) for x in self._load(conn, sa.select(incidents).where(incidents.c.id.in_(chunk))))
+        return [found[i] for i in incident_ids if i in found]
 
     def list_incidents(self, limit: int = 50, before: str | None = None) -> list[Incident]:
         """Newest first (``created_at``, then insertion order); ``before`` is the id of the last
@@ -238,17 +254,21 @@ class SqlStore:
                 h["root"], h["category"], _nan(h["score"]), _nan(h["confidence"]), tuple(h["path"]),
                 tuple(ev.get((h["incident_id"], h["rank"]), ())), tuple(h["checked"]),
                 tuple(h["no_data"]), tuple(h["unknown"])))
+        pools = {r["incident_id"]: tuple(candidate_from_jsonable(c) for c in r["candidates"])
+                 for r in conn.execute(sa.select(candidate_pools).where(candidate_pools.c.incident_id.in_(ids)))
+                 .mappings()}
         return [Incident(id=r["id"], question=r["question"], window=window_from_jsonable(r["window"]),
                          symptom=symptom_from_jsonable(r["symptom"]), hypotheses=tuple(hy.get(r["id"], ())),
                          params=r["params"] or {}, checked=tuple(r["checked"]), no_data=tuple(r["no_data"]),
-                         summary=r["summary"], created_at=r["created_at"]) for r in rows]
+                         summary=r["summary"], created_at=r["created_at"], candidates=pools.get(r["id"], ()))
+                for r in rows]
 
     # ---- feedback ---------------------------------------------------------------------------
 
     def add_feedback(self, fb: Feedback) -> bool:
         """Store a verdict once: the same (incident, verdict, rank, root, category, author)
-        again returns ``False`` and changes nothing."""
-        _check_feedback(fb)
+        again returns ``False`` and changes nothing. An unknown incident is ``NotFound`` (before
+        anything else is checked), a rank beyond its hypotheses ``BadInput``."""
         key = hashlib.sha256(json.dumps([fb.incident_id, fb.verdict, fb.hypothesis_rank, fb.correct_root,
                                          fb.correct_category, fb.author]).encode()).hexdigest()
         row = {"incident_id": fb.incident_id, "verdict": fb.verdict, "hypothesis_rank": fb.hypothesis_rank,
@@ -259,6 +279,14 @@ class SqlStore:
                 if not conn.execute(sa.select(incidents.c.seq).where(incidents.c.id == fb.incident_id)).first():
                     raise NotFound(f"no incident {fb.incident_id!r}", field="incident_id",
                                    fix="give feedback on a stored incident")
+                _check_feedback(fb)
+                if fb.hypothesis_rank is not None:
+                    n = conn.execute(sa.select(sa.func.count()).select_from(hypotheses)
+                                     .where(hypotheses.c.incident_id == fb.incident_id)).scalar() or 0
+                    if fb.hypothesis_rank > n:
+                        raise BadInput(f"incident {fb.incident_id!r} has {n} hypotheses, not {fb.hypothesis_rank}",
+                                       field="hypothesis_rank", fix=f"give a rank from 1 to {n}, or name the "
+                                       "right root with verdict 'correct' and correct_root")
                 if conn.execute(sa.select(feedback.c.seq).where(feedback.c.idempotency_key == key)).first():
                     return False
                 conn.execute(sa.insert(feedback).values(**row))

@@ -12,8 +12,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_queue", "api_keys", "deliveries", "evidence", "feedback",
-           "hypotheses", "incident_states", "incidents", "metadata", "scans", "schema_version"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "alert_queue", "api_keys", "candidate_pools", "deliveries", "evidence",
+           "feedback", "hypotheses", "incident_states", "incidents", "metadata", "ranker_models", "scans",
+           "schema_version"]
 
 metadata = sa.MetaData()
 
@@ -147,6 +148,28 @@ deliveries = sa.Table(
 )
 
 
+candidate_pools = sa.Table(
+    # the ranker's candidates with their features, per incident (Incident.candidates): what a
+    # learned re-ranker trains on once feedback names the true root
+    "candidate_pools", metadata,
+    sa.Column("incident_id", sa.String(64), sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("candidates", sa.JSON, nullable=False),
+)
+
+ranker_models = sa.Table(
+    # learned re-ranker weights (JSON), one row per trained version; at most one is active
+    "ranker_models", metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # candidate | active | retired | rejected
+    sa.Column("weights", sa.JSON, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),  # held-back AC@1 base vs learned, counts
+    sa.Column("activated_at", sa.BigInteger),
+    sa.Column("note", sa.Text, nullable=False),
+)
+
+
 def _v1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incidents, hypotheses, evidence, feedback])
 
@@ -159,5 +182,9 @@ def _v3_bot(conn: Connection) -> None:
     metadata.create_all(conn, tables=[incident_states, alert_queue, deliveries])
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_keys_and_scans, _v3_bot]
+def _v4_learning(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[candidate_pools, ranker_models])
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_v1_initial, _v2_keys_and_scans, _v3_bot, _v4_learning]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,6 +25,7 @@ from rca.errors import BadInput
 __all__ = [
     "ENTITY_KINDS",
     "Anomaly",
+    "Candidate",
     "EntityId",
     "Evidence",
     "Feedback",
@@ -372,6 +373,21 @@ class Hypothesis:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """An entity the ranker considered, with the features it was ranked by (the ranker's
+    "feature log"): what a learned re-ranker is trained on once a human names the true root.
+
+    ``features`` are plain floats keyed by name (``log_score``, ``explained``, ``lateness``,
+    ``kind_gpu``, ``cat_gpu_hw_fault`` ...); a name absent in one candidate means 0.
+    ``score`` is the base ranker's score, ``category`` the category it would give."""
+
+    entity: EntityId
+    category: str
+    score: float
+    features: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Symptom:
     """What the user asked about: a signal of an entity, its baseline and observed value."""
 
@@ -397,6 +413,8 @@ class Incident:
     no_data: tuple[str, ...] = ()
     summary: str = ""
     created_at: int = 0
+    # the ranker's pool, best first in the base ranker's order (empty for rankers without features)
+    candidates: tuple[Candidate, ...] = ()
 
 
 @dataclass(frozen=True)

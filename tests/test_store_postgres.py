@@ -373,3 +373,23 @@ def test_api_ask_then_list_over_postgres(pg_db_url):
         assert got.status_code == 200 and got.json()["incident_id"] == iid
     assert eng.store.get_incident(iid).id == iid
     eng.store.close()
+
+
+# ---- learned re-ranker versions ---------------------------------------------------------------
+
+
+def test_ranker_versions_activate_and_roll_back(store):
+    w = {"kind": "pairwise_logistic", "format": 1, "features": ["x"], "mean": [0.0], "scale": [1.0], "coef": [1.5],
+         "C": 1.0, "n_incidents": 30}
+    v1 = store.save_model("pairwise_logistic", w, {"base": {"ac_at_1": 0.5}}, activate=True, note="first")
+    v2 = store.save_model("pairwise_logistic", w, {"base": {"ac_at_1": 0.6}}, activate=False)
+    v3 = store.save_model("pairwise_logistic", w, {}, activate=True)
+    assert (v1, v2, v3) == (1, 2, 3)
+    assert [(m["version"], m["status"]) for m in store.list_models()] == [(3, "active"), (2, "rejected"), (1, "retired")]
+    assert "weights" not in store.list_models()[0] and store.get_model(1)["weights"] == w
+    assert store.activate_model(1) == 3 and store.active_model()["version"] == 1
+    assert store.activate_model(None) == 1 and store.active_model() is None
+    with pytest.raises(NotFound):
+        store.activate_model(42)
+    with pytest.raises(NotFound):
+        store.get_model(42)

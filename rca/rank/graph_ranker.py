@@ -18,7 +18,9 @@ Steps (all entity-level; series scores come from ``rca.rank.scoring``):
    a node) up to the group; a fault of one replica stays with the replica;
 4. score = deviation × (explained ? 0.3 : 1) × (connected to the symptom ? 1 : 0.5)
    × exp(-lateness of the onset in the window);
-5. category from the evidence (``rca.rank.categories``), confidence from strength and margin.
+5. category from the evidence (``rca.rank.categories``), confidence from strength and margin;
+6. the first ``pool`` candidates are logged with their features (``rca.rank.features``) and,
+   when a learned re-ranker is active (``reranker``, see ``rca.learn``), put in its order.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+import networkx as nx
+
 from rca.graph import DependencyGraph
-from rca.protocols import RankContext
+from rca.protocols import RankContext, RerankerSource
 from rca.rank.categories import Facts, categorize
 from rca.rank.evidence import build_evidence
+from rca.rank.features import CandidateFacts, features_of
 from rca.rank.scoring import THRESHOLD, EntityScore, entity_scores, score_series
 from rca.signals import Signals
-from rca.types import EntityId, Hypothesis, entity_kind
+from rca.types import Candidate, EntityId, Hypothesis, entity_kind
 
 __all__ = ["GraphRanker"]
 
@@ -125,10 +130,17 @@ class GraphRanker:
     name = "graph"
     needs_anomalies = False  # scores every signal row itself (score_series); context.anomalies unused
 
-    def __init__(self, max_hypotheses: int = 5) -> None:
+    def __init__(self, max_hypotheses: int = 5, pool: int = 20, reranker: RerankerSource | None = None) -> None:
         self.max_hypotheses = max_hypotheses
+        self.pool = pool
+        self.reranker = reranker
 
     def rank(self, context: RankContext) -> list[Hypothesis]:
+        return self.rank_candidates(context)[0]
+
+    def rank_candidates(self, context: RankContext) -> tuple[list[Hypothesis], list[Candidate]]:
+        """The hypotheses and the first ``pool`` candidates with their features (best first in
+        the base order), so that feedback on the incident can train a re-ranker."""
         sig = Signals(context.signals, context.signal_entities, context.changes, context.resolution)
         graph = context.graph
         member_group = {b: a for a, b, rel in graph.edges() if rel == "member_of"}
@@ -348,8 +360,6 @@ class GraphRanker:
         symptom = context.symptom.entity if context.symptom else None
         relevant = set()
         if symptom and symptom in graph:
-            import networkx as nx
-
             relevant = set(nx.descendants(graph.g, symptom)) | {symptom}
         def chain_root(e: EntityId) -> EntityId:
             """Follow "explained by" to the entity that explains everything on the way."""
@@ -396,19 +406,23 @@ class GraphRanker:
             """0 for the first onset among the candidates, 1 at the end of the window."""
             return min(1.0, max(0.0, (onset - first) / max(context.incident.end - first, 1)))
 
+        sources: dict[EntityId, frozenset[str]] = {}
+        flagged: dict[EntityId, tuple[bool, bool]] = {}  # off the symptom's paths, cannot carry it
         for e in candidates:
             f = compressed[e]
             if explained_by.get(e) is not None:
                 r = chain_root(e)
                 f = min(f * EXPLAINED_PENALTY, 0.9 * compressed.get(r, f)) if r != e else f * EXPLAINED_PENALTY
-            n_src = len({context.signals.keys[r].label("source") or "metrics" for r in candidates[e].rows})
-            f *= 1.0 + AGREEMENT_BONUS * max(0, n_src - 1)  # metrics, logs and traces agree
+            sources[e] = frozenset(context.signals.keys[r].label("source") or "metrics" for r in candidates[e].rows)
+            f *= 1.0 + AGREEMENT_BONUS * max(0, len(sources[e]) - 1)  # metrics, logs and traces agree
             if es_of(e).onset >= 0:
                 f *= math.exp(-LATE_PENALTY * lateness(es_of(e).onset))
             off_path = bool(relevant) and e not in relevant and e not in shared_explainer
-            if off_path or (e != symptom and cannot_carry_symptom(e, es_of(e))):
+            flagged[e] = (off_path, e != symptom and cannot_carry_symptom(e, es_of(e)))
+            if any(flagged[e]):
                 f *= UNRELATED_PENALTY
             final.append((f, e))
+        below: set[EntityId] = set()
         if context.params.get("rank_all"):
             # a full order for benchmarks: entities below threshold follow every anomalous one
             taken = set(candidates) | absorbed
@@ -417,25 +431,68 @@ class GraphRanker:
                 if e not in taken:
                     candidates[e] = es
                     members_in[e] = [e]
+                    below.add(e)
                     final.append((floor * es.score / (es.score + THRESHOLD), e))
         final.sort(key=lambda x: (-x[0], x[1]))
 
-        out: list[Hypothesis] = []
-        top = final[: self.max_hypotheses]
-        second = top[1][0] if len(top) > 1 else 0.0
-        for rank_i, (s, e) in enumerate(top):
+        def facts_of(e: EntityId) -> Facts:
             es = candidates[e]
-            rows = es.rows
             obs: dict[str, float] = {}
-            for r in rows:
-                fam = scores.infos[r].family
+            for r in es.rows:
                 v = scores.observed[r]
                 if not math.isnan(v):
+                    fam = scores.infos[r].family
                     obs[fam] = max(obs.get(fam, float("-inf")), float(v))
-            facts = Facts(e, es.families, es.roles, obs, change_near(e, es.onset) or any(
+            return Facts(e, es.families, es.roles, obs, change_near(e, es.onset) or any(
                 change_near(m, es.onset) for m in members_in[e]), e in shared_explainer)
-            category = categorize(facts, context.params.get("categories", "fleet"))
-            other = top[0][0] if rank_i else second
+
+        hops = {}
+        if symptom and symptom in graph:
+            hops = nx.single_source_shortest_path_length(graph.g, symptom)
+        pool = final[: max(self.pool, self.max_hypotheses)]
+        onsets = sorted(es_of(e).onset for _, e in pool if es_of(e).onset >= 0)
+        top_f = pool[0][0] if pool else 0.0
+        facts = {e: facts_of(e) for _, e in pool}
+        categories = {e: categorize(facts[e], context.params.get("categories", "fleet")) for _, e in pool}
+        pool_out = []
+        for i, (f, e) in enumerate(pool):
+            es = es_of(e)
+            cf = CandidateFacts(
+                entity=e, category=categories[e], base_score=f, top_score=top_f, base_rank=i,
+                deviation=compressed.get(e, es.score),
+                onset_known=es.onset >= 0, lateness=lateness(es.onset) if es.onset >= 0 else 1.0,
+                onset_order=(sum(o < es.onset for o in onsets) / len(onsets)) if onsets and es.onset >= 0 else 1.0,
+                roles=es.roles, n_families=len(es.families), sources=sources.get(e, frozenset()),
+                explained=explained_by.get(e) is not None, off_path=flagged.get(e, (False, False))[0],
+                cannot_carry=flagged.get(e, (False, False))[1], shared_explainer=e in shared_explainer,
+                change_near=facts[e].change_near_onset, intrinsic=intrinsic(es) >= THRESHOLD, is_symptom=e == symptom,
+                hops=hops.get(e), n_dependents=len(dependents_of(e)), n_dependencies=len(deps_of(e)),
+                group_size=len(members_in.get(e, [e])), below_threshold=e in below)
+            pool_out.append(Candidate(e, categories[e], round(float(f), 3), features_of(cf)))
+
+        # the learned re-ranker (if one is active) reorders the pool; margins are then its
+        # pairwise probabilities (sigmoid of the decision difference), else score ratios
+        learned = self.reranker.get() if self.reranker is not None else None
+        if learned is not None and len(pool) > 1:
+            d = [float(x) for x in learned.model.decision_function([c.features for c in pool_out])]
+            order = learned.model.order([c.features for c in pool_out])
+            ranked = [(pool[k][0], pool[k][1], d[k]) for k in order] + [(f, e, None) for f, e in final[len(pool):]]
+        else:
+            ranked = [(f, e, None) for f, e in final]
+
+        def margin(i: int) -> float:
+            j = 1 if i == 0 else 0
+            if j >= min(len(ranked), self.max_hypotheses):
+                return 1.0
+            (s, _, d), (so, _, do) = ranked[i][:3], ranked[j][:3]
+            if d is not None and do is not None:
+                return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, d - do))))
+            return s / (s + so) if (s + so) > 0 else 0.0
+
+        out: list[Hypothesis] = []
+        for rank_i, (s, e, _) in enumerate(ranked[: self.max_hypotheses]):
+            es = candidates[e]
+            category = categories.get(e) or categorize(facts_of(e), context.params.get("categories", "fleet"))
             fams = set(es.families)
             if es.roles.get("load", 0.0) >= 0.5 * es.score:
                 # more demand moves CPU, network, latency and request counts together: one
@@ -444,15 +501,15 @@ class GraphRanker:
                 fams.add("demand")
             agreement = 3.0 * min(3, max(0, len(fams) - 1))
             strength = 1.0 - math.exp(-max(0.0, es.score + agreement - THRESHOLD) / 6.0)
-            margin = s / (s + other) if (s + other) > 0 else 0.0
-            confidence = strength * (0.5 + 0.5 * margin)
+            confidence = strength * (0.5 + 0.5 * margin(rank_i))
             if explained_by.get(e) is not None:
                 confidence *= 0.5
             confidence = round(confidence, 3)
             path = tuple(graph.path(e, symptom)) if symptom else (e,)
-            evidence, checked, no_data = build_evidence(e, members_in[e], rows, scores, context,
+            evidence, checked, no_data = build_evidence(e, members_in[e], es.rows, scores, context,
                                                        explained_by.get(e))
             out.append(Hypothesis(root=e, category=category, score=round(float(s), 3),
                                   confidence=confidence, path=path, evidence=tuple(evidence),
                                   checked=tuple(checked), no_data=tuple(no_data)))
-        return out
+        return out, pool_out
+
