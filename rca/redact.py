@@ -270,22 +270,31 @@ class Redactor:
     def _edit_url_credentials(self, kind: str, m: re.Match[str], text: str) -> list[Edit]:
         return [(*m.span("cred"), "<url-credentials>")]
 
-    def _edit_secret_kv(self, kind: str, m: re.Match[str], text: str) -> list[Edit]:
+    @staticmethod
+    def _kv_value(m: re.Match[str], text: str) -> tuple[int, int, int] | None:
+        """(key start, value start, value end) of a key/value match; None for an XML-ish value
+        whose key is not an opening tag."""
         g, s, e = _value_span(m)
-        value = text[s:e]
         ks = _key_start(text, m.start("key"))
         if g == "xv" and not _opens_tag(text, ks):
+            return None
+        return ks, s, e
+
+    def _edit_secret_kv(self, kind: str, m: re.Match[str], text: str) -> list[Edit]:
+        kv = self._kv_value(m, text)
+        if kv is None:
             return []
-        if not _secret_value_ok(value, bool(_PASSWORDISH.search(text[ks:m.end("key")]))):
+        ks, s, e = kv
+        if not _secret_value_ok(text[s:e], bool(_PASSWORDISH.search(text[ks:m.end("key")]))):
             return []
         return [(s, e, "<secret>")]
 
     def _edit_user_id(self, kind: str, m: re.Match[str], text: str) -> list[Edit]:
-        g, s, e = _value_span(m)
-        value = text[s:e]
-        ks = _key_start(text, m.start("key"))
-        if g == "xv" and not _opens_tag(text, ks):
+        kv = self._kv_value(m, text)
+        if kv is None:
             return []
+        _, s, e = kv
+        value = text[s:e]
         return [(s, e, self._pseudo("user", value))] if _user_value_ok(value) else []
 
     def _edit_email(self, kind: str, m: re.Match[str], text: str) -> list[Edit]:
