@@ -2,7 +2,7 @@
 
 Every ``rca train ranker`` run adds a version, whether or not it is activated: its held-back
 metrics say why. At most one version is ``active``; activating another retires it, and
-``deactivate`` returns to the base ranker. The weights are JSON (never pickle).
+``activate_model(None)`` returns to the base ranker. The weights are JSON (never pickle).
 """
 
 from __future__ import annotations
