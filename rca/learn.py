@@ -27,7 +27,7 @@ from rca.protocols import ActiveReranker
 from rca.types import EntityId, Feedback, Incident
 
 __all__ = ["MIN_LABELS", "FixedReranker", "Label", "StoreReranker", "TrainReport", "collect_labels", "holdout_of",
-           "label_of", "train_ranker"]
+           "label_of", "rank_summary", "train_ranker"]
 
 MIN_LABELS = 20  # below this, held-back numbers say nothing
 KIND = "pairwise_logistic"
@@ -111,7 +111,8 @@ def _ranks(orders: Sequence[Sequence[int]], truth: Sequence[int]) -> list[int]:
     return [list(o).index(t) + 1 for o, t in zip(orders, truth, strict=True)]
 
 
-def _summary(ranks: Sequence[int]) -> dict[str, float]:
+def rank_summary(ranks: Sequence[int]) -> dict[str, float]:
+    """AC@1, AC@3 and mean rank of the true roots' 1-based ranks."""
     n = max(len(ranks), 1)
     return {"ac_at_1": round(sum(r == 1 for r in ranks) / n, 4), "ac_at_3": round(sum(r <= 3 for r in ranks) / n, 4),
             "mean_rank": round(sum(ranks) / n, 3)}
@@ -140,8 +141,8 @@ def train_ranker(store: Any, *, holdout: float = 0.25, min_labels: int = MIN_LAB
                            "side; label more incidents or change --holdout", counts)
     model = PairwiseReranker(C=c).fit(*_groups(train))
     hg, ht = _groups(held)
-    base = _summary(_ranks([list(range(len(g))) for g in hg], ht))
-    learned = _summary(_ranks([model.order(g) for g in hg], ht))
+    base = rank_summary(_ranks([list(range(len(g))) for g in hg], ht))
+    learned = rank_summary(_ranks([model.order(g) for g in hg], ht))
     better = (learned["ac_at_1"], -learned["mean_rank"]) > (base["ac_at_1"], -base["mean_rank"])
     metrics = {**counts, "train": len(train), "held_back": len(held), "holdout": holdout, "c": c,
                "base": base, "learned": learned}

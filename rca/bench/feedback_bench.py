@@ -60,10 +60,10 @@ def _score(runs: Sequence[tuple[str, Incident, str]], model: Any | None) -> dict
         order = _ranked(inc, model)
         per[scen].append(order.index(root) + 1 if root in order else 99)
 
+    from rca.learn import rank_summary
+
     def summary(ranks: list[int]) -> dict[str, float]:
-        n = max(len(ranks), 1)
-        return {"ac_at_1": round(sum(r == 1 for r in ranks) / n, 3), "ac_at_3": round(sum(r <= 3 for r in ranks) / n, 3),
-                "n": len(ranks)}
+        return {**rank_summary(ranks), "n": len(ranks)}
 
     return {"all": summary([r for v in per.values() for r in v]), "scenarios": {s: summary(v) for s, v in per.items()}}
 
